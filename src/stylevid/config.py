@@ -1,0 +1,166 @@
+"""Every default of stylevid, once.
+
+Layer L0: plain dataclasses, no torch. The CLI builds these from its options (its option
+defaults are read from here), the pipelines read them, and the JSON sidecar records them.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+# Default taps per encoder, chosen by looking at results on ../shared/media paintings and photos.
+# Style layers run from fine texture (early) to large motifs (late); one content layer in the middle.
+ENCODER_LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "lite0": {
+        "style": ("stem", "block0", "block2", "block4", "block7", "block10"),
+        "content": ("block7",),
+        "dream": ("block7", "block10"),
+    },
+    "vgg16": {
+        "style": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "content": ("relu4_2",),
+        "dream": ("relu4_3",),
+    },
+    "vgg19": {
+        "style": ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        "content": ("relu4_2",),
+        "dream": ("relu4_4",),
+    },
+}
+
+ENCODERS = tuple(ENCODER_LAYERS)
+INITS = ("content", "noise", "style")
+OPTIMIZERS = ("lbfgs", "adam")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+# Refuse images above this many pixels (Pillow's own bomb guard is set to the same figure).
+MAX_IMAGE_PIXELS = 8192 * 8192
+# Smallest side the encoders can work with (lite0 downsamples 32x).
+MIN_IMAGE_SIDE = 16
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Still-image style transfer (Gatys et al.). Also the per-frame core of video and 360."""
+
+    encoder: str = "lite0"
+    weights: str | None = None          # explicit weights file (vgg); lite0 ships its own
+    offline: bool = False               # never try to download weights
+    device: str = "auto"
+    size: int = 512                     # long edge of the output, pixels
+    scales: int = 2                     # coarse-to-fine levels, each half the size of the next
+    iterations: int = 80                # optimizer iterations at the final scale
+    coarse_iterations: int = 100        # iterations at each coarser scale
+    optimizer: str = "lbfgs"
+    lr: float = 0.02                    # Adam step on [0,1] pixels
+    content_weight: float = 0.05
+    style_weight: float = 1.0
+    tv_weight: float = 2.0
+    style_layers: tuple[str, ...] | None = None      # None: the encoder's default
+    content_layers: tuple[str, ...] | None = None
+    layer_weights: dict[str, float] = field(default_factory=dict)  # per style layer, default 1
+    init: str = "content"
+    style_scale: float = 1.0            # style image long edge relative to the output long edge
+    style_blend: tuple[float, ...] | None = None    # weights of several styles, normalized
+    preserve_colors: bool = False
+    seed: int = 0
+    early_stop_tol: float = 1e-3        # stop when the loss improved less than this fraction ...
+    early_stop_patience: int = 10       # ... over this many iterations
+    save_every: int = 0                 # write intermediate images every N iterations (0: never)
+
+    def layers(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        d = ENCODER_LAYERS[self.encoder]
+        return (self.style_layers or d["style"], self.content_layers or d["content"])
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Flow-guided video stylization (Ruder, Dosovitskiy, Brox)."""
+
+    size: int = 360                     # working long edge; 0 = native
+    first_iterations: int = 120         # frame 1 (and each new shot) at the final scale
+    iterations: int = 30                # warm frames
+    temporal_weight: float = 5.0
+    warm_start: bool = True
+    long_term: tuple[int, ...] = (1,)   # earlier outputs compared against, nearer first
+    flow: str = "dis"
+    cut_threshold: float = 0.35         # reliable fraction below this: a new shot
+    start: float = 0.0                  # seconds
+    duration: float | None = None       # seconds; None = to the end
+    crf: int = 18
+    preview: bool = False
+
+
+FLOWS = ("dis", "farneback", "raft")
+
+
+@dataclass(frozen=True)
+class DreamConfig:
+    layers: tuple[tuple[str, float], ...] = ()      # empty: the encoder's default dream layers
+    channels: tuple[tuple[str, int, float], ...] = ()
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 20
+    step_size: float = 0.01
+    jitter: int = 32
+    size: int = 512
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PanoramaConfig:
+    projection: str = "auto"            # auto | equirect | flat
+    face_size: int = 0                  # 0: derived from the output size
+    views: int = 6                      # cube faces; more adds overlapping views
+
+
+PROJECTIONS = ("auto", "equirect", "flat")
+
+
+@dataclass(frozen=True)
+class TextConfig:
+    """Text generation: a word- or char-level LSTM language model, or a fine-tuned GPT-2."""
+
+    level: str = "word"                 # word | char
+    layers: int = 2
+    hidden: int = 128
+    embedding: int = 128
+    dropout: float = 0.2
+    tie: bool = True                    # output layer shares the embedding matrix
+    vocab_size: int = 10000             # including <unk>; most frequent tokens of the training split
+    seq_len: int = 32                   # tokens per training sequence (backprop through time)
+    batch_size: int = 64
+    epochs: int = 10
+    lr: float = 3e-3                    # Adam; halved when validation loss stops improving
+    grad_clip: float = 1.0              # max gradient norm (0: no clipping)
+    val_split: float = 0.1              # tail fraction of the corpus held out for validation
+    seed: int = 0
+    sample_every: int = 5               # a sample message every N epochs (0: only at the end)
+    device: str = "auto"
+    words: int = 60                     # words to generate
+    temperature: float = 0.8
+    top_k: int = 0                      # 0: no top-k filter
+    top_p: float = 1.0                  # 1: no nucleus filter
+    greedy: bool = False
+    count: int = 1
+    base: str = "gpt2"                  # GPT-2 base: a local folder or a Hugging Face name
+    gpt2_block: int = 128               # tokens per fine-tuning block
+    gpt2_batch_size: int = 4
+    gpt2_epochs: int = 1
+    gpt2_lr: float = 5e-5
+
+
+def to_dict(cfg) -> dict:
+    """JSON-ready dict of a config (tuples become lists)."""
+    return asdict(cfg)
+
+
+def default(cls, name: str):
+    """The default of one field, for the CLI's option defaults."""
+    return getattr(cls(), name)
+
+
+__all__ = [
+    "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS",
+    "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE",
+    "StyleConfig", "VideoConfig", "DreamConfig", "PanoramaConfig", "TextConfig", "to_dict", "default", "replace",
+]

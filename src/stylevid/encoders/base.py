@@ -1,0 +1,66 @@
+"""The encoder interface: one pass returns a dict of named layers.
+
+``encoder(x, layers)`` takes ``B×3×H×W`` RGB in [0,1] (preprocessing is the encoder's own, it
+travels with the weights) and returns ``{name: features}`` for the requested taps, stopping after
+the deepest one. Encoders are frozen: eval mode, no parameter gradients.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    channels: int
+    stride: int
+    group: str          # stage or block group, for `stylevid layers`
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; the encoder's preprocessing."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+class Encoder(nn.Module):
+    """Subclasses fill ``self.taps`` (ordered LayerInfo) and implement ``_run(x, wanted)``."""
+
+    name: str = "encoder"
+    taps: dict[str, LayerInfo]
+
+    def check_layers(self, layers: Iterable[str]) -> list[str]:
+        layers = list(dict.fromkeys(layers))
+        bad = [l for l in layers if l not in self.taps]
+        if bad:
+            from ..errors import BadInput
+
+            raise BadInput(f"unknown layer(s) {', '.join(bad)} for encoder {self.name}; "
+                           f"see `stylevid layers --encoder {self.name}`")
+        return layers
+
+    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        wanted = set(self.check_layers(layers))
+        return self._run(x, wanted)
+
+    def _run(self, x: Tensor, wanted: set[str]) -> dict[str, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def freeze(self) -> "Encoder":
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+    def train(self, mode: bool = True):  # frozen: batch norm statistics never change
+        return super().train(False)

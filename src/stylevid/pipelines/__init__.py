@@ -1,0 +1,1 @@
+"""Orchestration (L3): stills, videos, panoramas, dreams."""

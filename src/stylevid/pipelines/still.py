@@ -1,0 +1,218 @@
+"""Still-image style transfer (Gatys et al.), and the ``Stylizer`` the other pipelines reuse."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .. import __version__
+from ..config import INITS, OPTIMIZERS, StyleConfig, to_dict, ENCODER_LAYERS
+from ..encoders import load_encoder
+from ..errors import BadInput
+from ..events import Sink, info, null_sink
+from ..files import atomic_write_text, check_input, check_output
+from ..images import fit_size, load_image, resize, save_image, to_tensor, to_uint8
+from ..losses import ContentLoss, StyleLoss, total_variation
+from ..optimize import optimize
+from ..runtime import generator, pick_device
+
+# A callable adding extra loss terms (the video pipeline's temporal loss).
+Extra = Callable[[Tensor], Tensor]
+
+
+def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
+    """Refuse bad option values with one line each (exit 2)."""
+    if cfg.encoder not in ENCODER_LAYERS:
+        raise BadInput(f"--encoder {cfg.encoder!r}: choose one of {', '.join(ENCODER_LAYERS)}")
+    if cfg.init not in INITS:
+        raise BadInput(f"--init {cfg.init!r}: choose one of {', '.join(INITS)}")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise BadInput(f"--optimizer {cfg.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    if not 16 <= cfg.size <= 16384:
+        raise BadInput(f"--size {cfg.size}: must be between 16 and 16384")
+    if not 1 <= cfg.scales <= 6:
+        raise BadInput(f"--scales {cfg.scales}: must be between 1 and 6")
+    if cfg.iterations < 0 or cfg.coarse_iterations < 0:
+        raise BadInput("--iterations must be 0 or more")
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        if getattr(cfg, name) < 0:
+            raise BadInput(f"--{name.replace('_', '-')} must be 0 or more")
+    if not 0.05 <= cfg.style_scale <= 8:
+        raise BadInput(f"--style-scale {cfg.style_scale}: must be between 0.05 and 8")
+    if cfg.style_blend is not None:
+        if len(cfg.style_blend) != n_styles:
+            raise BadInput(f"--style-blend has {len(cfg.style_blend)} weights for {n_styles} styles")
+        if any(w < 0 for w in cfg.style_blend) or sum(cfg.style_blend) <= 0:
+            raise BadInput("--style-blend weights must be non-negative with a positive sum")
+    if cfg.lr <= 0:
+        raise BadInput("--lr must be positive")
+
+
+class Stylizer:
+    """Holds the encoder and the style images; optimizes pictures toward them.
+
+    ``stylize(content)`` is the whole still pipeline (coarse-to-fine); ``optimize_at(...)`` is one
+    optimization at one size, with optional extra loss terms (temporal) used by video.
+    """
+
+    def __init__(self, cfg: StyleConfig, styles: Sequence[np.ndarray], on_event: Sink = null_sink,
+                 device: torch.device | None = None):
+        validate(cfg, len(styles))
+        self.cfg = cfg
+        self.on_event = on_event
+        self.device = device or pick_device(cfg.device)
+        self.encoder = load_encoder(cfg.encoder, cfg.weights, cfg.offline, self.device)
+        self.style_layers, self.content_layers = cfg.layers()
+        self.encoder.check_layers([*self.style_layers, *self.content_layers])
+        self.styles = [to_tensor(s, self.device) for s in styles]
+        self.blend = list(cfg.style_blend or [1.0] * len(styles))
+        self._grams: dict[tuple, StyleLoss] = {}
+
+    # -- targets -------------------------------------------------------------------------------
+    def style_loss_for(self, long_edge: int) -> StyleLoss:
+        """Style targets for an output whose long edge is ``long_edge`` (cached per size)."""
+        key = (long_edge,)
+        if key not in self._grams:
+            feats = []
+            with torch.no_grad():
+                for s in self.styles:
+                    h, w = fit_size(*s.shape[-2:], max(16, round(long_edge * self.cfg.style_scale)))
+                    feats.append(self.encoder(resize(s, (h, w)), self.style_layers))
+            grams = StyleLoss.target_grams(feats, self.blend, self.style_layers)
+            self._grams[key] = StyleLoss(grams, self.cfg.layer_weights)
+        return self._grams[key]
+
+    def content_loss_for(self, content: Tensor) -> ContentLoss:
+        with torch.no_grad():
+            return ContentLoss(self.encoder(content, self.content_layers))
+
+    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False) -> Callable[[Tensor], Tensor]:
+        cfg = self.cfg
+        style = self.style_loss_for(max(content.shape[-2:]))
+        cont = self.content_loss_for(content) if cfg.content_weight > 0 else None
+        layers = [*self.style_layers, *(self.content_layers if cont else ())]
+
+        def loss_fn(x: Tensor) -> Tensor:
+            feats = self.encoder(x, layers)
+            loss = cfg.style_weight * style(feats) + cfg.tv_weight * total_variation(x, wrap_x)
+            if cont is not None:
+                loss = loss + cfg.content_weight * cont(feats)
+            if extra is not None:
+                loss = loss + extra(x)
+            return loss
+
+        return loss_fn
+
+    # -- optimization ----------------------------------------------------------------------------
+    def initial(self, content: Tensor, seed: int, index: int = 0) -> Tensor:
+        if self.cfg.init == "content":
+            return content.clone()
+        if self.cfg.init == "noise":
+            g = generator(seed, index)
+            return torch.rand(content.shape, generator=g).to(self.device)
+        return resize(self.styles[0], tuple(content.shape[-2:])).clone()
+
+    def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
+                    on_step=None, task: str = "iterations", wrap_x: bool = False) -> tuple[Tensor, int]:
+        x, used, _ = optimize(init, self.objective(content, extra, wrap_x), iterations, self.cfg.optimizer,
+                              self.cfg.lr, self.cfg.early_stop_tol, self.cfg.early_stop_patience,
+                              self.on_event, task, on_step)
+        return x, used
+
+    def pyramid(self, h: int, w: int) -> list[tuple[int, int]]:
+        """Sizes from coarse to fine; the finest has long edge ``cfg.size`` (or the input's, if 0)."""
+        H, W = fit_size(h, w, self.cfg.size)
+        sizes = []
+        for k in range(self.cfg.scales - 1, -1, -1):
+            s = 2 ** k
+            hh, ww = round(H / s), round(W / s)
+            if min(hh, ww) >= 32 or k == 0:
+                sizes.append((hh, ww))
+        return sizes
+
+    def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,
+                on_step: Callable[[int, int, Tensor], None] | None = None) -> tuple[np.ndarray, dict]:
+        """Coarse-to-fine stylization of one uint8 picture. Returns (uint8 result, stats)."""
+        seed = self.cfg.seed if seed is None else seed
+        full = to_tensor(content, self.device)
+        sizes = self.pyramid(*content.shape[:2])
+        x, used = None, []
+        for level, size in enumerate(sizes):
+            c = resize(full, size)
+            x = self.initial(c, seed, index) if x is None else resize(x, size).clamp(0, 1)
+            its = self.cfg.iterations if level == len(sizes) - 1 else self.cfg.coarse_iterations
+            step = (lambda i, xx, lv=level: on_step(lv, i, xx)) if on_step else None
+            x, n = self.optimize_at(c, x, its, on_step=step,
+                                    task=f"scale {level + 1}/{len(sizes)} {size[1]}x{size[0]}")
+            used.append(n)
+        out = to_uint8(x)
+        if self.cfg.preserve_colors:
+            out = keep_colors(out, content)
+        return out, {"sizes": [list(s) for s in sizes], "iterations": used}
+
+
+def keep_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """Luminance from the stylized picture, chroma (YCbCr) from the content (Gatys et al. 2016)."""
+    from PIL import Image
+
+    h, w = stylized.shape[:2]
+    c = np.asarray(Image.fromarray(content).resize((w, h), Image.BICUBIC).convert("YCbCr"))
+    s = np.asarray(Image.fromarray(stylized).convert("YCbCr"))
+    out = np.concatenate([s[..., :1], c[..., 1:]], axis=2)
+    return np.asarray(Image.fromarray(out, "YCbCr").convert("RGB"))
+
+
+def default_output(content: Path, styles: Sequence[Path], ext: str = ".png") -> Path:
+    return Path(f"{content.stem}_{'+'.join(s.stem for s in styles)}{ext}")
+
+
+def sidecar(out: Path, record: dict) -> Path:
+    """JSON beside the output with every resolved setting, versions and timings."""
+    path = out.with_name(out.name + ".json")
+    record = {"stylevid": __version__, "torch": torch.__version__, "python": platform.python_version(),
+              "machine": platform.machine(), **record}
+    atomic_write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+    return path
+
+
+def stylize_image(content: str | Path, styles: str | Path | Sequence[str | Path], out: str | Path | None = None,
+                  cfg: StyleConfig = StyleConfig(), overwrite: bool = False, on_event: Sink = null_sink,
+                  **overrides) -> Path:
+    """Stylize one picture; returns the output path. ``overrides`` replace fields of ``cfg``."""
+    t0 = time.perf_counter()
+    cfg = replace(cfg, **overrides) if overrides else cfg
+    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
+    cpath = check_input(content, "content image")
+    spaths = [check_input(s, "style image") for s in styles]
+    if not spaths:
+        raise BadInput("give at least one --style image")
+    validate(cfg, len(spaths))
+    out = Path(out) if out else default_output(cpath, spaths)
+    check_output(out, [cpath, *spaths], overwrite)
+    image = load_image(cpath, "content image")
+    style_images = [load_image(s, "style image") for s in spaths]
+    stylizer = Stylizer(cfg, style_images, on_event)
+    info(on_event, f"{cpath.name}: {image.shape[1]}x{image.shape[0]} → long edge {cfg.size} on {stylizer.device}"
+                   f" with {cfg.encoder}")
+
+    def save_intermediate(level: int, i: int, x: Tensor) -> None:
+        if cfg.save_every and i % cfg.save_every == 0:
+            p = out.with_name(f"{out.stem}.s{level + 1}.{i:04d}{out.suffix}")
+            save_image(to_uint8(x), p)
+
+    t1 = time.perf_counter()
+    result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
+    t2 = time.perf_counter()
+    save_image(result, out)
+    sidecar(out, {"content": str(cpath), "styles": [str(s) for s in spaths], "output": str(out),
+                  "config": to_dict(cfg), "device": str(stylizer.device), **stats,
+                  "seconds": {"setup": round(t1 - t0, 3), "optimize": round(t2 - t1, 3),
+                              "total": round(time.perf_counter() - t0, 3)}})
+    return out

@@ -1,0 +1,116 @@
+import math
+
+import torch
+
+from stylevid.warp import out_of_frame_mask, reliability, warp, warping_error, warping_errors
+
+H, W = 32, 48
+
+
+def pattern(shift_x=0.0, shift_y=0.0, h=H, w=W):
+    """Smooth analytic RGB pattern evaluated at (x - shift_x, y - shift_y)."""
+    y = torch.arange(h, dtype=torch.float32).view(h, 1) - shift_y
+    x = torch.arange(w, dtype=torch.float32).view(1, w) - shift_x
+    r = 0.5 + 0.4 * torch.sin(x / 5.0) * torch.cos(y / 7.0)
+    g = 0.5 + 0.4 * torch.cos(x / 6.0 + y / 9.0)
+    b = 0.5 + 0.4 * torch.sin((x + y) / 8.0)
+    return torch.stack([r, g, b]).unsqueeze(0)
+
+
+def const_flow(dx, dy, h=H, w=W):
+    f = torch.zeros(1, 2, h, w)
+    f[:, 0], f[:, 1] = dx, dy
+    return f
+
+
+def test_identity_flow_is_identity():
+    img = torch.rand(2, 3, H, W)
+    assert torch.allclose(warp(img, torch.zeros(1, 2, H, W)), img, atol=1e-5)
+    assert torch.allclose(warp(img, torch.zeros(2, 2, H, W), wrap_x=True), img, atol=1e-5)
+
+
+def test_shifted_pattern_is_recovered():
+    a = pattern()
+    b = pattern(2.5, -1.25)           # b(p) = a(p - s), so a(p) = b(p + s)
+    out = warp(b, const_flow(2.5, -1.25))
+    err = (out - a)[..., 4:-4, 4:-4].abs().max()
+    assert err < 5e-3
+    # integer shift: exact in the interior
+    b = pattern(3, 2)
+    out = warp(b, const_flow(3, 2))
+    assert (out - pattern())[..., :-2, :-3].abs().max() < 1e-5
+
+
+def test_wrap_x_across_seam_is_exact():
+    img = torch.rand(1, 3, H, W)
+    for s in (5, -7, W + 3):
+        shifted = img.roll(s % W, dims=-1)          # shifted(x) = img(x - s)
+        out = warp(shifted, const_flow(s, 0), wrap_x=True)
+        assert torch.allclose(out, img, atol=1e-5), s
+    # half-pixel shift of a periodic image: column W-1 blends with column 0
+    out = warp(img, const_flow(0.5, 0), wrap_x=True)
+    expect = 0.5 * (img + img.roll(-1, dims=-1))
+    assert torch.allclose(out, expect, atol=1e-5)
+
+
+def test_gradient_flows_through_warp():
+    img = torch.rand(1, 3, H, W, requires_grad=True)
+    flow = (torch.rand(1, 2, H, W) * 2).requires_grad_(True)
+    warp(img, flow).sum().backward()
+    assert img.grad is not None and img.grad.abs().sum() > 0
+    assert flow.grad is not None and flow.grad.abs().sum() > 0
+
+
+def test_out_of_frame_mask():
+    m = out_of_frame_mask(const_flow(3, 0))
+    assert m[..., :, -3:].eq(1).all() and m[..., :, :-3].eq(0).all()
+    assert out_of_frame_mask(const_flow(3, 0), wrap_x=True).eq(0).all()
+    assert out_of_frame_mask(const_flow(0, -2), wrap_x=True)[..., :2, :].eq(1).all()
+
+
+def test_reliability_global_shift():
+    fwd, bwd = const_flow(3, 1), const_flow(-3, -1)
+    m = reliability(fwd, bwd)
+    assert m.shape == (1, 1, H, W)
+    assert m[..., 1:, 3:].eq(1).all()               # interior reliable
+    assert m[..., :1, :].eq(0).all() and m[..., :, :3].eq(0).all()   # mapped outside the frame
+    assert reliability(fwd, bwd, wrap_x=True)[..., 1:, :].eq(1).all()
+
+
+def test_reliability_occluding_square():
+    # Static background; a square at x0..x0+S at t-1 moves right by d at t.
+    d, x0, y0, S = 6, 10, 8, 12
+    fwd = torch.zeros(1, 2, H, W)                    # t-1 -> t, on pixels of t-1
+    fwd[:, 0, y0:y0 + S, x0:x0 + S] = d
+    bwd = torch.zeros(1, 2, H, W)                    # t -> t-1, on pixels of t
+    bwd[:, 0, y0:y0 + S, x0 + d:x0 + d + S] = -d
+    m = reliability(fwd, bwd)[0, 0]
+    # disocclusion: background at t that the square covered at t-1
+    assert m[y0 + 2:y0 + S - 2, x0:x0 + d].eq(0).all()
+    # motion boundary of the square at t
+    assert m[y0 + 2:y0 + S - 2, x0 + d + S - 1].eq(0).all()
+    assert m[y0 - 1, x0 + d + 4].eq(0)
+    # square interior and far background are reliable
+    assert m[y0 + 2:y0 + S - 2, x0 + d + 2:x0 + d + S - 2].eq(1).all()
+    assert m[:, W - 10:].eq(1).all() and m[:y0 - 2].eq(1).all()
+
+
+def test_warping_error_static_vs_flicker():
+    frame = torch.rand(1, 3, H, W)
+    static = torch.cat([frame] * 4)
+    flows = torch.zeros(3, 2, H, W)
+    assert warping_error(static, flows).item() < 1e-10
+    g = torch.Generator().manual_seed(0)
+    flicker = (static + 0.1 * torch.randn(4, 3, H, W, generator=g)).clamp(0, 1)
+    e = warping_error(flicker, flows, torch.ones(3, 1, H, W))
+    assert e.item() > 0.01
+    # uniform brightness step d in all channels: 3 d^2 per pair (channel-summed), list input
+    frames = [frame * 0.5, frame * 0.5 + 0.1, frame * 0.5]
+    errs = warping_errors(frames, [torch.zeros(2, H, W)] * 2)
+    assert torch.allclose(errs, torch.full((2,), 3 * 0.01), atol=1e-6)
+    # a moving sequence with its true flow has ~0 error where reliable
+    seq = torch.cat([pattern(0), pattern(2), pattern(4)])
+    f = const_flow(2, 0).expand(2, -1, -1, -1)         # frame t -> t+1
+    masks = reliability(-f, f)
+    assert warping_error(seq, f, masks).item() < 1e-8
+    assert math.isfinite(warping_error(seq, f, torch.zeros(2, 1, H, W)).item())
