@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 import av
 import numpy as np
 
-_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".ts": "mpegts"}
 
 
 def moving_square(n: int, h: int = 48, w: int = 64, shift: int = 2, side: int | None = None) -> list[np.ndarray]:

@@ -126,3 +126,23 @@ def _fsync_dir(d: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
+    """Hold an advisory lock (flock) on ``lock_file``; a second holder is refused at once.
+
+    The kernel drops the lock when the process dies (even with kill -9), so no stale lock remains.
+    """
+    import fcntl
+
+    lock_file = Path(lock_file)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputRefused(f"{what}: another stylevid run is writing it (lock {lock_file})") from None
+        yield
+    finally:
+        os.close(fd)

@@ -32,3 +32,48 @@ def generator(seed: int, index: int = 0) -> torch.Generator:
 
 def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM/SIGHUP inside ``interruptible()``; pipelines poll it at safe points.
+
+    The first signal asks for a clean stop (finished work is kept); a second one interrupts at once
+    (KeyboardInterrupt). Frames and checkpoints are written atomically, so neither corrupts them.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+
+def interruptible():
+    """Context manager yielding a StopFlag; handlers are installed only in the main thread."""
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def cm():
+        flag = StopFlag()
+        if threading.current_thread() is not threading.main_thread():
+            yield flag
+            return
+        sigs = [signal.SIGINT, signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+        old = {s: signal.getsignal(s) for s in sigs}
+
+        def handler(signum, frame):
+            if flag.signum is not None:
+                raise KeyboardInterrupt
+            flag.signum = signum
+
+        for s in sigs:
+            signal.signal(s, handler)
+        try:
+            yield flag
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    return cm()

@@ -138,8 +138,12 @@ class Stylizer:
         return sizes
 
     def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,
-                on_step: Callable[[int, int, Tensor], None] | None = None) -> tuple[np.ndarray, dict]:
-        """Coarse-to-fine stylization of one uint8 picture. Returns (uint8 result, stats)."""
+                on_step: Callable[[int, int, Tensor], None] | None = None,
+                iterations: int | None = None) -> tuple[np.ndarray, dict]:
+        """Coarse-to-fine stylization of one uint8 picture. Returns (uint8 result, stats).
+
+        ``iterations`` at the final size overrides ``cfg.iterations`` (video's first frames).
+        """
         seed = self.cfg.seed if seed is None else seed
         full = to_tensor(content, self.device)
         sizes = self.pyramid(*content.shape[:2])
@@ -147,7 +151,7 @@ class Stylizer:
         for level, size in enumerate(sizes):
             c = resize(full, size)
             x = self.initial(c, seed, index) if x is None else resize(x, size).clamp(0, 1)
-            its = self.cfg.iterations if level == len(sizes) - 1 else self.cfg.coarse_iterations
+            its = (iterations or self.cfg.iterations) if level == len(sizes) - 1 else self.cfg.coarse_iterations
             step = (lambda i, xx, lv=level: on_step(lv, i, xx)) if on_step else None
             x, n = self.optimize_at(c, x, its, on_step=step,
                                     task=f"scale {level + 1}/{len(sizes)} {size[1]}x{size[0]}")

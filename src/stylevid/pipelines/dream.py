@@ -1,0 +1,397 @@
+"""Deep dream (Mordvintsev, Olah, Tyka 2015) on the frozen encoder.
+
+The pixels climb an objective by normalized gradient ascent, octave by octave, with random jitter:
+
+- objective: a weighted sum of terms, each normalized by its value on the octave's base picture so
+  that weights compare across layers and sizes (a weight-1 term starts near 1):
+  * layer ``(name, w)``: ``w · mean(f²) / mean(f_base²)`` (plain amplification);
+  * channel ``(name, c, w)``: ``w · mean(f[:, c]²) / mean(f_base²)`` (the layer's mean square, so a
+    typical channel also starts near 1 and a channel that is silent on the picture still has a gradient);
+  * with a guide picture, each layer term becomes the classic guided dream: every feature vector is
+    matched to its best guide feature vector (largest dot product) and the objective is the mean of
+    those dot products, divided by the guide's mean squared feature norm. The gradient at each position
+    is the best-matching guide vector, so the picture grows the guide's motifs where they fit best.
+    (Chosen over the dot product with the guide's Gram, which pulls every position toward the single
+    dominant guide direction and washes out.) Channel terms stay plain amplification.
+- step: ``x += step_size · m · g / mean_m(|g|)`` where ``m`` is the mask (1 without one) and the mean is
+  over the unmasked pixels; pixels stay in [0,1].
+- jitter: before each step the picture is rolled circularly by a random (dy, dx) in ``[-jitter, jitter]``
+  (from ``runtime.generator(seed, index)``) and rolled back after; with ``wrap_x`` (equirectangular 360)
+  only in x, the encoder sees the picture circularly padded in x, and every resize wraps, so the seam
+  stays seamless.
+- octaves: sizes ``round(size / octave_scale**k)``, k = octaves-1 … 0, each computed from the full
+  size (no drift, odd sizes fine); octaves whose short side would be under ``MIN_OCTAVE_SIDE`` are
+  dropped. As in the classic algorithm only the *detail* (dream − base) is carried up: the base of each
+  octave is the content resized, the detail is upscaled and added.
+- ``init`` (video: the previous dream warped by flow): the run starts from ``init`` instead of the
+  content, but details stay relative to the content: ``init − content`` is split over the octaves like
+  a Laplacian pyramid (each octave adds the band the coarser one could not hold), so with 0 steps the
+  result is ``init`` itself.
+- mask (H×W in [0,1], black = untouched): multiplies both the carried detail and each update, so where
+  the mask is 0 the output equals the content exactly.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from ..config import ENCODER_LAYERS, DreamConfig, to_dict
+from ..encoders import layer_table, load_encoder
+from ..errors import BadInput
+from ..events import Progress, Sink, info, null_sink
+from ..files import check_input, check_output
+from ..images import fit_size, load_image, open_image, save_image, to_tensor, to_uint8
+from ..images import resize as _plain_resize
+from ..runtime import generator, pick_device
+from .still import sidecar
+
+MIN_OCTAVE_SIDE = 32      # an octave smaller than this on its short side is dropped
+GUIDE_MAX_SIDE = 512      # the guide is encoded at most this long (its features are matched, not tiled)
+
+Term = tuple[str, int | None, float]    # (layer, channel or None, weight)
+
+
+# -- option parsing and validation ------------------------------------------------------------------
+def parse_layer(text: str) -> tuple[str, float]:
+    """``NAME[:WEIGHT]`` → (name, weight)."""
+    parts = text.strip().split(":")
+    if len(parts) not in (1, 2) or not parts[0]:
+        raise BadInput(f"--layer {text!r}: expected NAME[:WEIGHT], e.g. block10 or block7:0.5")
+    return parts[0], _weight(parts[1], "--layer", text) if len(parts) == 2 else 1.0
+
+
+def parse_channel(text: str) -> tuple[str, int, float]:
+    """``NAME:INDEX[:WEIGHT]`` → (name, index, weight)."""
+    parts = text.strip().split(":")
+    if len(parts) not in (2, 3) or not parts[0]:
+        raise BadInput(f"--channel {text!r}: expected NAME:INDEX[:WEIGHT], e.g. block10:42")
+    try:
+        index = int(parts[1])
+    except ValueError:
+        raise BadInput(f"--channel {text!r}: channel index {parts[1]!r} is not an integer") from None
+    return parts[0], index, _weight(parts[2], "--channel", text) if len(parts) == 3 else 1.0
+
+
+def _weight(s: str, opt: str, text: str) -> float:
+    try:
+        w = float(s)
+    except ValueError:
+        raise BadInput(f"{opt} {text!r}: weight {s!r} is not a number") from None
+    if not math.isfinite(w):
+        raise BadInput(f"{opt} {text!r}: weight must be finite")
+    return w
+
+
+def terms(cfg: DreamConfig) -> list[Term]:
+    """The objective's terms: the layers (or the encoder's default dream layers when neither layers
+    nor channels are given) and the channels."""
+    layers = list(cfg.layers)
+    if not layers and not cfg.channels:
+        layers = [(name, 1.0) for name in ENCODER_LAYERS[cfg.encoder]["dream"]]
+    return [(n, None, float(w)) for n, w in layers] + [(n, int(c), float(w)) for n, c, w in cfg.channels]
+
+
+def validate(cfg: DreamConfig) -> list[Term]:
+    """Refuse bad option values with one line each (exit 2); return the objective's terms."""
+    if cfg.encoder not in ENCODER_LAYERS:
+        raise BadInput(f"--encoder {cfg.encoder!r}: choose one of {', '.join(ENCODER_LAYERS)}")
+    if not (cfg.size == 0 or 16 <= cfg.size <= 16384):
+        raise BadInput(f"--size {cfg.size}: must be 0 (native) or between 16 and 16384")
+    if not 1 <= cfg.octaves <= 12:
+        raise BadInput(f"--octaves {cfg.octaves}: must be between 1 and 12")
+    if not (math.isfinite(cfg.octave_scale) and 1.0 < cfg.octave_scale <= 4.0):
+        raise BadInput(f"--octave-scale {cfg.octave_scale}: must be above 1 and at most 4")
+    if cfg.steps < 0:
+        raise BadInput(f"--steps {cfg.steps}: must be 0 or more")
+    if not (math.isfinite(cfg.step_size) and cfg.step_size > 0):
+        raise BadInput(f"--step-size {cfg.step_size}: must be positive")
+    if cfg.jitter < 0:
+        raise BadInput(f"--jitter {cfg.jitter}: must be 0 or more")
+    if cfg.save_every < 0:
+        raise BadInput(f"--save-every {cfg.save_every}: must be 0 or more")
+    table = {l.name: l for l in layer_table(cfg.encoder)}
+    ts = terms(cfg)
+    for name, ch, w in ts:
+        opt = "--layer" if ch is None else "--channel"
+        if name not in table:
+            raise BadInput(f"{opt} {name!r}: unknown layer for encoder {cfg.encoder}; "
+                           f"see `stylevid layers --encoder {cfg.encoder}`")
+        if ch is not None and not 0 <= ch < table[name].channels:
+            raise BadInput(f"--channel {name}:{ch}: {name} has channels 0 to {table[name].channels - 1}")
+        if not math.isfinite(w):
+            raise BadInput(f"{opt} {name}: weight must be finite")
+    if all(w == 0 for _, _, w in ts):
+        raise BadInput("--layer/--channel: all weights are 0, nothing to dream")
+    return ts
+
+
+# -- geometry -----------------------------------------------------------------------------------------
+def octave_sizes(h: int, w: int, octaves: int, scale: float, min_side: int = MIN_OCTAVE_SIDE) -> list[tuple[int, int]]:
+    """Octave sizes from coarse to fine; the finest is (h, w), octave k is (h, w) / scale**k rounded
+    half up, computed from the full size each time. Octaves with a short side under ``min_side`` are
+    dropped (the finest is always kept)."""
+    sizes = [(h, w)]
+    for k in range(1, octaves):
+        f = scale ** k
+        hh, ww = int(math.floor(h / f + 0.5)), int(math.floor(w / f + 0.5))
+        if min(hh, ww) < min_side:
+            break
+        sizes.append((hh, ww))
+    return sizes[::-1]
+
+
+def resize(x: Tensor, size: tuple[int, int], wrap_x: bool = False) -> Tensor:
+    """Antialiased bilinear resize; with ``wrap_x`` circular in x (the picture is tiled three times
+    across, resized to three times the width, and the middle third kept: exact, no seam)."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    if not wrap_x:
+        return _plain_resize(x, size)
+    h, w = size
+    tiled = torch.cat([x, x, x], dim=-1)
+    return _plain_resize(tiled, (h, 3 * w))[..., w:2 * w]
+
+
+def _mask_tensor(mask, h: int, w: int, device, wrap_x: bool) -> Tensor:
+    """H×W (or H×W×C) uint8 or float array, or a tensor, → 1×1×h×w float in [0,1]."""
+    if isinstance(mask, Tensor):
+        m = mask.detach().float()
+        while m.dim() < 4:
+            m = m.unsqueeze(0)
+        m = m[:, :1] if m.shape[1] != 1 else m
+    else:
+        a = np.asarray(mask)
+        scale = 255.0 if a.dtype == np.uint8 else 1.0
+        a = a.astype(np.float32) / scale
+        if a.ndim == 3:
+            a = a[..., :3].mean(axis=2)
+        if a.ndim != 2:
+            raise BadInput(f"mask: expected an H×W or H×W×C array, got shape {a.shape}")
+        m = torch.from_numpy(np.ascontiguousarray(a))[None, None]
+    m = resize(m.to(device), (h, w), wrap_x).clamp(0, 1)
+    return m
+
+
+# -- the dreamer ----------------------------------------------------------------------------------------
+class Dreamer:
+    """Holds the encoder (and the guide); ``dream(image)`` is the whole still algorithm at the image's
+    own size. ``encoder``/``weights``/``device`` override the config's; ``guide`` is a uint8 picture."""
+
+    def __init__(self, cfg: DreamConfig = DreamConfig(), encoder: str | None = None, weights: str | None = None,
+                 device: torch.device | str | None = None, on_event: Sink = null_sink,
+                 guide: np.ndarray | None = None, wrap_x: bool | None = None):
+        over = {k: v for k, v in (("encoder", encoder), ("weights", weights), ("wrap_x", wrap_x)) if v is not None}
+        cfg = replace(cfg, **over) if over else cfg
+        self.terms = validate(cfg)
+        self.cfg = cfg
+        self.on_event = on_event
+        self.device = torch.device(device) if device is not None else pick_device(cfg.device)
+        self.encoder = load_encoder(cfg.encoder, cfg.weights, cfg.offline, self.device)
+        self.layers = list(dict.fromkeys(n for n, _, _ in self.terms))
+        self.encoder.check_layers(self.layers)
+        self.guide = to_tensor(guide, self.device) if guide is not None else None
+        self.guide_layers = [n for n, c, _ in self.terms if c is None]
+        self._guide_feats: dict[int, dict[str, Tensor]] = {}
+
+    # -- objective ---------------------------------------------------------------------------------
+    def _encode(self, x: Tensor) -> dict[str, Tensor]:
+        if self.cfg.wrap_x:
+            w = x.shape[-1]
+            p = min(w, max(32, w // 8))
+            feats = self.encoder(F.pad(x, (p, p, 0, 0), mode="circular"), self.layers)
+            # crop the features back to the picture's own columns (the padding only gives context)
+            out = {}
+            for k, f in feats.items():
+                s = f.shape[-1] / (w + 2 * p)
+                a, b = int(round(p * s)), int(round((p + w) * s))
+                out[k] = f[..., a:max(b, a + 1)]
+            return out
+        return self.encoder(x, self.layers)
+
+    def guide_features(self, long_edge: int) -> dict[str, Tensor]:
+        """Guide feature vectors per layer, C×M, for an octave whose long edge is ``long_edge``."""
+        key = min(long_edge, GUIDE_MAX_SIDE)
+        if key not in self._guide_feats:
+            with torch.no_grad():
+                g = resize(self.guide, fit_size(*self.guide.shape[-2:], key))
+                feats = self.encoder(g, self.guide_layers)
+            self._guide_feats[key] = {k: f[0].flatten(1) for k, f in feats.items()}
+        return self._guide_feats[key]
+
+    def objective(self, base: Tensor) -> Callable[[Tensor], Tensor]:
+        """The objective for one octave, each term normalized by its value on ``base``."""
+        guide = self.guide_features(max(base.shape[-2:])) if self.guide is not None else None
+        with torch.no_grad():
+            fb = self._encode(base)
+            norm = {k: f.pow(2).mean().clamp_min(1e-8) for k, f in fb.items()}
+            if guide is not None:
+                gnorm = {k: g.pow(2).sum(0).mean().clamp_min(1e-8) for k, g in guide.items()}
+
+        def fn(x: Tensor) -> Tensor:
+            feats = self._encode(x)
+            total = x.new_zeros(())
+            for name, ch, w in self.terms:
+                if w == 0:
+                    continue
+                f = feats[name]
+                if ch is not None:
+                    total = total + w * f[:, ch].pow(2).mean() / norm[name]
+                elif guide is not None:
+                    y = guide[name]                                  # C×M
+                    a = f.flatten(2).transpose(1, 2) @ y             # B×N×M dot products
+                    total = total + w * a.max(dim=2).values.mean() / gnorm[name]
+                else:
+                    total = total + w * f.pow(2).mean() / norm[name]
+            return total
+
+        return fn
+
+    # -- the algorithm -------------------------------------------------------------------------------
+    def sizes(self, h: int, w: int) -> list[tuple[int, int]]:
+        return octave_sizes(h, w, self.cfg.octaves, self.cfg.octave_scale)
+
+    def dream(self, image: np.ndarray, seed: int | None = None, index: int = 0, init: np.ndarray | None = None,
+              mask=None, on_step: Callable[[int, int, Tensor], None] | None = None) -> np.ndarray:
+        """Dream one uint8 H×W×3 picture at its own size; returns uint8 H×W×3.
+
+        ``init``: start from this picture (uint8, resized if needed) instead of ``image``; details stay
+        relative to ``image``. ``mask``: H×W in [0,1] (or uint8), black = untouched.
+        ``on_step(octave, step, x)`` is called after each step (``x`` at the octave's size).
+        """
+        cfg, wrap = self.cfg, self.cfg.wrap_x
+        seed = cfg.seed if seed is None else seed
+        g = generator(seed, index)
+        content = to_tensor(image, self.device)
+        H, W = content.shape[-2:]
+        sizes = self.sizes(H, W)
+        dinit = None
+        if init is not None:
+            dinit = resize(to_tensor(init, self.device), (H, W), wrap) - content
+        m_full = _mask_tensor(mask, H, W, self.device, wrap) if mask is not None else None
+
+        detail = prev_di = None
+        x = content
+        for k, size in enumerate(sizes):
+            base = resize(content, size, wrap)
+            d = torch.zeros_like(base) if detail is None else resize(detail, size, wrap)
+            if dinit is not None:
+                di = resize(dinit, size, wrap)
+                d = d + di - (resize(prev_di, size, wrap) if prev_di is not None else 0)
+                prev_di = di
+            m = None
+            if m_full is not None:
+                m = resize(m_full, size, wrap).clamp(0, 1) if k < len(sizes) - 1 else m_full
+                d = d * m
+            x = (base + d).clamp(0, 1)
+            x = self._ascend(x, base, m, g, k, len(sizes), on_step)
+            detail = x - base
+        if m_full is not None:     # exact: where the mask is 0 the content comes back bit for bit
+            x = torch.where(m_full > 0, x, content)
+        return to_uint8(x)
+
+    def _ascend(self, x: Tensor, base: Tensor, m: Tensor | None, g: torch.Generator, k: int, n: int,
+                on_step) -> Tensor:
+        cfg = self.cfg
+        steps = cfg.steps
+        task = f"octave {k + 1}/{n} {x.shape[-1]}x{x.shape[-2]}"
+        self.on_event(Progress(task, 0, steps))
+        if steps == 0:
+            return x
+        fn = self.objective(base)
+        msum = m.sum() * x.shape[1] if m is not None else None
+        j = cfg.jitter
+        for i in range(1, steps + 1):
+            oy, ox = (torch.randint(-j, j + 1, (2,), generator=g).tolist() if j else (0, 0))
+            if cfg.wrap_x:
+                oy = 0
+            xr = x.roll((oy, ox), dims=(-2, -1)).requires_grad_(True)
+            value = fn(xr)
+            (grad,) = torch.autograd.grad(value, xr)
+            grad = grad.roll((-oy, -ox), dims=(-2, -1))
+            with torch.no_grad():
+                if m is not None:
+                    grad = grad * m
+                    scale = grad.abs().sum() / msum.clamp_min(1e-8)
+                else:
+                    scale = grad.abs().mean()
+                x = (x + cfg.step_size / scale.clamp_min(1e-12) * grad).clamp_(0, 1)
+            self.on_event(Progress(task, i, steps, loss=float(value.detach())))
+            if on_step is not None:
+                on_step(k, i, x)
+        return x
+
+
+# -- files ----------------------------------------------------------------------------------------------
+def default_output(image: Path, ext: str = ".png") -> Path:
+    return Path(f"{image.stem}_dream{ext}")
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """A mask file → H×W float32 in [0,1] (luminance; alpha, if any, composited on white first)."""
+    from ..images import to_rgb
+
+    im = open_image(path, "mask image")
+    a = np.asarray(Image.fromarray(to_rgb(im)).convert("L"), dtype=np.float32) / 255.0
+    return a
+
+
+def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
+                guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
+                on_event: Sink = null_sink, **overrides) -> Path:
+    """Dream one picture; returns the output path. ``overrides`` replace fields of ``cfg``.
+
+    Same input/output rules as ``stylize_image``: inputs checked first, the output refused if it exists
+    (unless ``overwrite``) or is an input, atomic save, a JSON sidecar beside it.
+    """
+    t0 = time.perf_counter()
+    cfg = replace(cfg, **overrides) if overrides else cfg
+    ipath = check_input(image, "input image")
+    gpath = check_input(guide, "guide image") if guide is not None else None
+    mpath = check_input(mask, "mask image") if mask is not None else None
+    validate(cfg)
+    out = Path(out) if out else default_output(ipath)
+    check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
+    picture = load_image(ipath, "input image")
+    guide_image = load_image(gpath, "guide image") if gpath else None
+    mask_array = load_mask(mpath) if mpath else None
+    dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
+    h, w = fit_size(*picture.shape[:2], cfg.size)
+    if (h, w) != picture.shape[:2]:
+        picture = to_uint8(resize(to_tensor(picture), (h, w), cfg.wrap_x))
+    info(on_event, f"{ipath.name}: {w}x{h}, octaves {' '.join(f'{b}x{a}' for a, b in dreamer.sizes(h, w))} on "
+                   f"{dreamer.device} with {cfg.encoder} ({', '.join(_describe(t) for t in dreamer.terms)}"
+                   f"{', guided by ' + gpath.name if gpath else ''})")
+
+    def save_intermediate(octave: int, i: int, x: Tensor) -> None:
+        if i % cfg.save_every == 0:
+            save_image(to_uint8(x), out.with_name(f"{out.stem}.o{octave + 1}.{i:04d}{out.suffix}"))
+
+    t1 = time.perf_counter()
+    result = dreamer.dream(picture, mask=mask_array, on_step=save_intermediate if cfg.save_every else None)
+    t2 = time.perf_counter()
+    save_image(result, out)
+    sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
+                  "output": str(out), "config": to_dict(cfg), "device": str(dreamer.device),
+                  "terms": [list(t) for t in dreamer.terms], "octaves": [list(s) for s in dreamer.sizes(h, w)],
+                  "seconds": {"setup": round(t1 - t0, 3), "dream": round(t2 - t1, 3),
+                              "total": round(time.perf_counter() - t0, 3)}})
+    return out
+
+
+def _describe(t: Term) -> str:
+    name, ch, w = t
+    s = name if ch is None else f"{name}:{ch}"
+    return s if w == 1 else f"{s}×{w:g}"
+
+
+__all__ = ["Dreamer", "dream_image", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
+           "load_mask", "default_output", "MIN_OCTAVE_SIDE"]

@@ -1,0 +1,456 @@
+"""360° equirectangular stylization: no seam, no pole smearing (L3).
+
+The optimized variable is the equirectangular image itself. Each loss evaluation samples
+overlapping perspective views from it (``sphere.sample_view``: differentiable, circular in
+longitude, continuous across the poles), runs the encoder on the views in batches, and sums:
+
+- style: per view, a Gram matrix whose pixels are weighted by solid angle ÷ coverage (each
+  direction of the sphere counts once, by its area: the stretched poles do not dominate), matched
+  to the style's Gram; views weighted by the share of the sphere they stand for;
+- content: the same weighting, against the content's views sampled the same way;
+- total variation on the equirect with ``wrap_x`` (the left and right edges are neighbours);
+- ``extra(x)`` (the video pipeline's temporal term), on the equirect.
+
+The view set is rotated about the vertical axis by a seeded random yaw every few iterations, so
+no view border stays in place. Rows near the poles are box-blurred horizontally before sampling
+(``sphere.RowBlur``, linear) so the gradient of one view sample reaches every equirect pixel it
+stands for. Memory depends on the face size and the batch of views, not on the panorama: the views
+are processed in batches and their gradients accumulated (the L-BFGS history, 40 copies of the
+variable, is the part that grows with the panorama; Adam keeps 2).
+
+Also here: projection detection (XMP GPano, 2:1 frames), GPano XMP kept on save, cube-map export,
+and ``stylize_panorama`` (the 360-aware ``stylize_image``).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..config import PROJECTIONS, PanoramaConfig, StyleConfig, to_dict
+from ..errors import BadInput
+from ..events import Sink, info, null_sink, warn
+from ..files import check_input, check_output
+from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
+from ..losses import total_variation
+from ..optimize import optimize
+from ..runtime import generator
+from .. import sphere as S
+from .still import Extra, Stylizer, default_output, keep_colors, sidecar, validate
+
+GPANO_NS = "http://ns.google.com/photos/1.0/panorama/"
+
+
+class _WithGrad(torch.autograd.Function):
+    """A loss value whose gradient with respect to ``x`` was already computed (in view batches)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+        ctx.save_for_backward(grad)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (grad,) = ctx.saved_tensors
+        return g * grad, None, None
+
+
+class SphereObjective:
+    """The 360 loss of one optimization: content, style targets, views, weights and the rotation."""
+
+    def __init__(self, st: "PanoramaStylizer", content: Tensor, extra: Extra | None = None):
+        self.st, self.extra = st, extra
+        cfg = st.cfg
+        h, w = content.shape[-2:]
+        dev = content.device
+        self.face = st.face_size_for(w)
+        self.views = st.views
+        fov = self.views[0].fov
+        self.lon, self.lat = (t.to(dev) for t in S.views_lonlat(self.views, self.face))
+        self.blur = S.RowBlur(S.row_blur_widths(h, w, self.face, fov), w, device=dev)
+        pix = S.view_weights(self.views, self.face).to(dev)               # N×1×F×F, sums to 4π
+        share = pix.sum((1, 2, 3))
+        self.share = share / share.sum()                                   # each view's part of the sphere
+        self.pix = pix
+        self._wcache: dict[tuple, Tensor] = {}
+        self.style = st.style_loss_for(max(h, w)) if cfg.style_weight > 0 else None
+        self.content = content
+        self.want_content = cfg.content_weight > 0
+        self.layers = list(dict.fromkeys([*(st.style_layers if self.style else ()),
+                                          *(st.content_layers if self.want_content else ())]))
+        per = max(1, st.batch_pixels // (self.face * self.face))
+        n = len(self.views)
+        self.chunks = [list(range(i, min(n, i + per))) for i in range(0, n, per)]
+        self._content_in = self.blur(content)
+        self.yaw = None
+        self.set_yaw(0.0)
+
+    # -- weights --------------------------------------------------------------------------------
+    def _weights(self, hw: tuple[int, int], kind: str) -> Tensor:
+        """Per-view pixel weights at a feature resolution: a distribution per view ("style") or over
+        all views ("content")."""
+        key = (hw, kind)
+        if key not in self._wcache:
+            w = torch.nn.functional.adaptive_avg_pool2d(self.pix, hw)
+            w = w / (w.sum((1, 2, 3), keepdim=True) if kind == "style" else w.sum())
+            self._wcache[key] = w
+        return self._wcache[key]
+
+    # -- rotation -------------------------------------------------------------------------------
+    def set_yaw(self, yaw: float) -> None:
+        """Rotate the view set by ``yaw`` radians about the vertical axis; new content targets."""
+        if self.yaw == yaw:
+            return
+        self.yaw = yaw
+        self.grid = S.lonlat_to_grid(self.lon, self.lat, yaw)
+        self.targets = []
+        if self.want_content:
+            with torch.no_grad():
+                for ch in self.chunks:
+                    v = S.sample_view(self._content_in, self.grid[ch])
+                    self.targets.append(self.st.encoder(v, self.st.content_layers))
+            msq = {}
+            for k in self.st.content_layers:
+                tot = 0.0
+                for ch, t in zip(self.chunks, self.targets):
+                    wc = self._weights(tuple(t[k].shape[-2:]), "content")[ch]
+                    tot = tot + (wc * t[k].pow(2).mean(1, keepdim=True)).sum()
+                msq[k] = tot.clamp_min(1e-8)
+            self.content_msq = msq
+
+    # -- loss -----------------------------------------------------------------------------------
+    def chunk_loss(self, xf: Tensor, ci: int) -> Tensor:
+        ch = self.chunks[ci]
+        cfg = self.st.cfg
+        views = S.sample_view(xf, self.grid[ch])
+        feats = self.st.encoder(views, self.layers)
+        loss = xf.new_zeros(())
+        if self.style is not None:
+            share = self.share[ch]
+            s = 0.0
+            for k, lw in self.style.weights.items():
+                f = feats[k]
+                b, c, h, w = f.shape
+                wt = self._weights((h, w), "style")[ch].reshape(b, 1, h * w)
+                ff = f.reshape(b, c, h * w)
+                g = (ff * wt) @ ff.transpose(1, 2)                         # solid-angle weighted Gram
+                t = self.style.grams[k]
+                per_view = (g - t).pow(2).sum((1, 2)) / t.pow(2).sum().clamp_min(1e-8)
+                s = s + lw * (share * per_view).sum()
+            loss = loss + cfg.style_weight * s
+        if self.want_content:
+            c_loss = 0.0
+            for k in self.st.content_layers:
+                f, t = feats[k], self.targets[ci][k]
+                wc = self._weights(tuple(f.shape[-2:]), "content")[ch]
+                c_loss = c_loss + (wc * (f - t).pow(2).mean(1, keepdim=True)).sum() / self.content_msq[k]
+            loss = loss + cfg.content_weight * c_loss / len(self.st.content_layers)
+        return loss
+
+    def view_loss(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(loss value, its gradient with respect to ``x``), computed view batch by view batch."""
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            xf = self.blur(leaf)
+            xd = xf.detach().requires_grad_(True)
+            total = x.new_zeros(())
+            gacc = torch.zeros_like(xd)
+            for ci in range(len(self.chunks)):
+                loss = self.chunk_loss(xd, ci)
+                (g,) = torch.autograd.grad(loss, xd)
+                gacc += g
+                total = total + loss.detach()
+            (grad,) = torch.autograd.grad(xf, leaf, grad_outputs=gacc)
+        return total, grad.contiguous()
+
+    def __call__(self, x: Tensor) -> Tensor:
+        value, grad = self.view_loss(x)
+        loss = _WithGrad.apply(x, value, grad)
+        cfg = self.st.cfg
+        if cfg.tv_weight > 0:
+            loss = loss + cfg.tv_weight * total_variation(x, wrap_x=True)
+        if self.extra is not None:
+            loss = loss + self.extra(x)
+        return loss
+
+
+class PanoramaStylizer(Stylizer):
+    """A :class:`Stylizer` whose pictures are full-sphere equirectangular images.
+
+    Same interface as ``Stylizer`` (the video pipeline uses either): ``stylize(content_uint8, seed,
+    index)`` and ``optimize_at(content, init, iterations, extra, ...)``; ``wrap_x`` is always on.
+    ``resize`` is circular in longitude (use it instead of ``images.resize`` for equirect frames).
+    """
+
+    wrap_x = True
+
+    def __init__(self, cfg: StyleConfig, styles: Sequence[np.ndarray], on_event: Sink = null_sink,
+                 device: torch.device | None = None, pano: PanoramaConfig = PanoramaConfig(),
+                 rotate_every: int | None = None, batch_pixels: int | None = None):
+        super().__init__(cfg, styles, on_event, device)
+        if pano.views not in (6, 10, 14, 18):
+            raise BadInput(f"--views {pano.views}: choose 6 (cube faces), 10, 14 or 18")
+        if pano.face_size and not 32 <= pano.face_size <= 4096:
+            raise BadInput(f"--face-size {pano.face_size}: must be 0 (automatic) or between 32 and 4096")
+        self.pano = pano
+        self.views = S.view_set(pano.views)
+        # L-BFGS builds curvature from consecutive gradients: rotating every iteration feeds it noise.
+        self.rotate_every = rotate_every or (1 if cfg.optimizer == "adam" else 8)
+        cuda = self.device.type == "cuda"
+        self.batch_pixels = batch_pixels or (8 << 20 if cuda else 1 << 20)
+        self._calls = 0
+
+    def face_size_for(self, width: int) -> int:
+        if self.pano.face_size:
+            return self.pano.face_size
+        return S.default_face_size(width, self.views[0].fov)
+
+    @staticmethod
+    def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+        return S.resize_equirect(x, size)
+
+    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = True) -> SphereObjective:
+        return SphereObjective(self, content, extra)
+
+    def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
+                    on_step=None, task: str = "iterations", wrap_x: bool = True, seed: int | None = None,
+                    index: int | None = None, gen: torch.Generator | None = None) -> tuple[Tensor, int]:
+        """One optimization at the size of ``content`` (``1×3×H×W`` equirect). The view rotations are
+        drawn from ``gen``, else from a generator seeded with (``seed`` or cfg.seed, ``index``); pass
+        the frame index for a resumable video."""
+        if gen is None:
+            if index is None:
+                index, self._calls = self._calls, self._calls + 1
+            gen = generator(self.cfg.seed if seed is None else seed, index)
+        obj = self.objective(content, extra)
+        obj.set_yaw(float(torch.rand((), generator=gen)) * 2 * math.pi)
+        every = self.rotate_every
+
+        def step(i: int, x: Tensor) -> None:
+            if i % every == 0:
+                obj.set_yaw(float(torch.rand((), generator=gen)) * 2 * math.pi)
+            if on_step is not None:
+                on_step(i, x)
+
+        x, used, _ = optimize(init, obj, iterations, self.cfg.optimizer, self.cfg.lr, self.cfg.early_stop_tol,
+                              max(self.cfg.early_stop_patience, 2 * every), self.on_event, task, step)
+        return x, used
+
+    def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,
+                on_step: Callable[[int, int, Tensor], None] | None = None,
+                iterations: int | None = None) -> tuple[np.ndarray, dict]:
+        """Coarse-to-fine 360 stylization of one uint8 equirect. Returns (uint8 result, stats)."""
+        seed = self.cfg.seed if seed is None else seed
+        full = to_tensor(content, self.device)
+        sizes = self.pyramid(*content.shape[:2])
+        gen = generator(seed, index)
+        x, used, faces = None, [], []
+        for level, size in enumerate(sizes):
+            c = S.resize_equirect(full, size)
+            x = self.initial(c, seed, index) if x is None else S.resize_equirect(x, size).clamp(0, 1)
+            its = (iterations or self.cfg.iterations) if level == len(sizes) - 1 else self.cfg.coarse_iterations
+            step = (lambda i, xx, lv=level: on_step(lv, i, xx)) if on_step else None
+            faces.append(self.face_size_for(size[1]))
+            x, n = self.optimize_at(c, x, its, on_step=step, gen=gen,
+                                    task=f"scale {level + 1}/{len(sizes)} {size[1]}x{size[0]} "
+                                         f"({len(self.views)} views of {faces[-1]}px)")
+            used.append(n)
+        out = to_uint8(x)
+        if self.cfg.preserve_colors:
+            out = keep_colors(out, content)
+        return out, {"projection": "equirect", "sizes": [list(s) for s in sizes], "iterations": used,
+                     "views": len(self.views), "view_fov": round(self.views[0].fov, 2), "face_sizes": faces,
+                     "rotate_every": self.rotate_every, "seam_ratio": round(S.seam_ratio(out), 4)}
+
+
+# -- detection and metadata ------------------------------------------------------------------------
+def _gpano_fields(xmp: bytes) -> dict[str, str]:
+    """GPano properties of an XMP packet, attribute (``GPano:X="v"``) or element form."""
+    text = xmp.decode("utf-8", "replace")
+    out = {k: v for k, v in re.findall(r'GPano:(\w+)\s*=\s*["\']([^"\']*)["\']', text)}
+    out.update({k: v.strip() for k, v in re.findall(r"<GPano:(\w+)>([^<]*)</GPano:\1>", text)})
+    return out
+
+
+def gpano_projection(xmp: bytes | None) -> str | None:
+    """``GPano:ProjectionType`` of an XMP packet (lower case), or None."""
+    if not xmp:
+        return None
+    p = _gpano_fields(xmp).get("ProjectionType")
+    return p.lower() if p else None
+
+
+def _gpano_partial(xmp: bytes) -> bool:
+    """True when the GPano crop says the image does not cover the full 360° of longitude."""
+    f = _gpano_fields(xmp)
+    try:
+        return int(float(f["CroppedAreaImageWidthPixels"])) < int(float(f["FullPanoWidthPixels"]))
+    except (KeyError, ValueError):
+        return False
+
+
+def projection_reason(source: str | Path | bytes | None, w: int, h: int, mode: str = "auto") -> tuple[str, str]:
+    """(``"equirect"`` or ``"flat"``, why). ``source`` is an image path or its XMP packet."""
+    if mode not in PROJECTIONS:
+        raise BadInput(f"--projection {mode!r}: choose one of {', '.join(PROJECTIONS)}")
+    if mode == "flat":
+        return "flat", "--projection flat"
+    if mode == "equirect":
+        why = "--projection equirect"
+        if not S.is_equirect_shape(w, h):
+            why += f" (note: {w}x{h} is not 2:1; treated as a full sphere)"
+        return "equirect", why
+    xmp = source if isinstance(source, (bytes, bytearray)) else None
+    if isinstance(source, (str, Path)):
+        try:
+            xmp = read_xmp(source)
+        except Exception:  # unreadable metadata is not a reason to fail: fall back to the shape
+            xmp = None
+    proj = gpano_projection(xmp)
+    if proj == "equirectangular":
+        if _gpano_partial(xmp):
+            return "flat", "XMP GPano says equirectangular but not a full 360° (cropped): flat"
+        return "equirect", "XMP GPano:ProjectionType=equirectangular"
+    if proj:
+        return "flat", f"XMP GPano:ProjectionType={proj}"
+    if S.is_equirect_shape(w, h):
+        return "equirect", f"{w}x{h} is 2:1 (--projection auto)"
+    return "flat", f"{w}x{h} is not 2:1 and has no GPano metadata"
+
+
+def detect_projection(source: str | Path | bytes | None, w: int, h: int, mode: str = "auto") -> str:
+    """``"equirect"`` or ``"flat"``: the override, else XMP GPano, else a 2:1 frame (auto)."""
+    return projection_reason(source, w, h, mode)[0]
+
+
+_PX_X = ("CroppedAreaImageWidthPixels", "FullPanoWidthPixels", "CroppedAreaLeftPixels")
+_PX_Y = ("CroppedAreaImageHeightPixels", "FullPanoHeightPixels", "CroppedAreaTopPixels")
+
+
+def minimal_gpano_xmp(w: int, h: int) -> bytes:
+    """A GPano XMP packet saying: full-sphere equirectangular, ``w×h``."""
+    attrs = {"ProjectionType": "equirectangular", "UsePanoramaViewer": "True",
+             "CroppedAreaImageWidthPixels": w, "CroppedAreaImageHeightPixels": h,
+             "FullPanoWidthPixels": w, "FullPanoHeightPixels": h,
+             "CroppedAreaLeftPixels": 0, "CroppedAreaTopPixels": 0}
+    body = "\n   ".join(f'GPano:{k}="{v}"' for k, v in attrs.items())
+    return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n'
+            '<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="stylevid">\n'
+            ' <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">\n'
+            f'  <rdf:Description rdf:about="" xmlns:GPano="{GPANO_NS}"\n   {body}/>\n'
+            ' </rdf:RDF>\n</x:xmpmeta>\n<?xpacket end="w"?>').encode("utf-8")
+
+
+def gpano_xmp(xmp: bytes | None, w: int, h: int) -> bytes:
+    """The XMP to write with a ``w×h`` output: the input's packet with its GPano pixel sizes scaled
+    to the output (everything else kept), or a minimal GPano packet when it has none."""
+    if not xmp or gpano_projection(xmp) is None or len(xmp) > 60000:
+        return minimal_gpano_xmp(w, h)
+    f = _gpano_fields(xmp)
+    try:
+        sx = w / float(f.get("CroppedAreaImageWidthPixels") or f.get("FullPanoWidthPixels"))
+        sy = h / float(f.get("CroppedAreaImageHeightPixels") or f.get("FullPanoHeightPixels"))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return minimal_gpano_xmp(w, h)
+    text = xmp.decode("utf-8", "replace")
+    for names, s in ((_PX_X, sx), (_PX_Y, sy)):
+        for name in names:
+            def sub(m, s=s):
+                return f"{m.group(1)}{int(round(float(m.group(2)) * s))}{m.group(3)}"
+            text = re.sub(rf'(GPano:{name}\s*=\s*["\'])([-\d.]+)(["\'])', sub, text)
+            text = re.sub(rf"(<GPano:{name}>)\s*([-\d.]+)\s*(</GPano:{name}>)", sub, text)
+    return text.encode("utf-8")
+
+
+def export_cubemap(equi: np.ndarray | Tensor, folder: str | Path, size: int | None = None, ext: str = ".png",
+                   overwrite: bool = False) -> list[Path]:
+    """Write the six 90° cube faces of an equirect (uint8 H×W×3 or 1×3×H×W) as ``front``, ``right``,
+    ``back``, ``left``, ``up``, ``down`` images in ``folder`` (created if missing). ``up`` has its top
+    edge towards the back, ``down`` towards the front (the usual skybox layout)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BadInput(f"--export-cubemap {folder}: exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    x = to_tensor(equi) if isinstance(equi, np.ndarray) else equi.detach().float().cpu()
+    size = size or S.default_face_size(x.shape[-1], 90.0)
+    faces = S.equirect_to_cubemap(x, size)
+    paths = [check_output(folder / f"{name}{ext}", [], overwrite) for name in faces]
+    for p, face in zip(paths, faces.values()):
+        save_image(to_uint8(face), p)
+    return paths
+
+
+def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Path], out: str | Path | None = None,
+                     cfg: StyleConfig = StyleConfig(), pano: PanoramaConfig = PanoramaConfig(),
+                     overwrite: bool = False, on_event: Sink = null_sink, export_cubemap_dir: str | Path | None = None,
+                     **overrides) -> Path:
+    """``stylize_image`` with 360 awareness: detects the projection (``pano.projection``), runs the
+    panorama stylizer or the flat one, keeps/writes the XMP GPano block, optionally exports the cube
+    faces, and records the mode and the output's seam ratio in the sidecar. Returns the output path."""
+    t0 = time.perf_counter()
+    cfg = replace(cfg, **overrides) if overrides else cfg
+    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
+    cpath = check_input(content, "content image")
+    spaths = [check_input(s, "style image") for s in styles]
+    if not spaths:
+        raise BadInput("give at least one --style image")
+    validate(cfg, len(spaths))
+    if pano.projection not in PROJECTIONS:
+        raise BadInput(f"--projection {pano.projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    out = Path(out) if out else default_output(cpath, spaths)
+    check_output(out, [cpath, *spaths], overwrite)
+    image = load_image(cpath, "content image")
+    h, w = image.shape[:2]
+    try:
+        xmp = read_xmp(cpath)
+    except Exception:
+        xmp = None
+    mode, why = projection_reason(xmp, w, h, pano.projection)
+    info(on_event, f"projection: {mode} ({why})")
+    if export_cubemap_dir is not None and mode != "equirect":
+        warn(on_event, "--export-cubemap: the input is not treated as equirectangular; no cube map written")
+    style_images = [load_image(s, "style image") for s in spaths]
+    if mode == "equirect":
+        stylizer: Stylizer = PanoramaStylizer(cfg, style_images, on_event, pano=pano)
+    else:
+        stylizer = Stylizer(cfg, style_images, on_event)
+    info(on_event, f"{cpath.name}: {w}x{h} → long edge {cfg.size} on {stylizer.device} with {cfg.encoder}"
+                   + (f", 360 mode: {len(stylizer.views)} views" if mode == "equirect" else ""))
+
+    def save_intermediate(level: int, i: int, x: Tensor) -> None:
+        if cfg.save_every and i % cfg.save_every == 0:
+            save_image(to_uint8(x), out.with_name(f"{out.stem}.s{level + 1}.{i:04d}{out.suffix}"))
+
+    t1 = time.perf_counter()
+    result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
+    t2 = time.perf_counter()
+    stats.setdefault("projection", mode)
+    stats["projection_reason"] = why
+    stats["seam_ratio"] = round(S.seam_ratio(result), 4)
+    stats["content_seam_ratio"] = round(S.seam_ratio(image), 4)
+    keep = mode == "equirect" or gpano_projection(xmp) is not None
+    out_xmp = gpano_xmp(xmp, result.shape[1], result.shape[0]) if keep else None
+    save_image(result, out, xmp=out_xmp)
+    info(on_event, f"{mode} mode ran; seam ratio {stats['seam_ratio']:.2f} (input {stats['content_seam_ratio']:.2f})"
+                   + ("; XMP GPano written" if out_xmp else ""))
+    cube = None
+    if export_cubemap_dir is not None and mode == "equirect":
+        cube = [str(p) for p in export_cubemap(result, export_cubemap_dir, overwrite=overwrite)]
+        info(on_event, f"cube map: 6 faces in {export_cubemap_dir}")
+    sidecar(out, {"content": str(cpath), "styles": [str(s) for s in spaths], "output": str(out),
+                  "config": to_dict(cfg), "panorama": to_dict(pano), "device": str(stylizer.device), **stats,
+                  "xmp_gpano": bool(out_xmp), "cubemap": cube,
+                  "seconds": {"setup": round(t1 - t0, 3), "optimize": round(t2 - t1, 3),
+                              "total": round(time.perf_counter() - t0, 3)}})
+    return out
+
+
+__all__ = ["PanoramaStylizer", "SphereObjective", "detect_projection", "projection_reason", "gpano_projection",
+           "gpano_xmp", "minimal_gpano_xmp", "export_cubemap", "stylize_panorama"]

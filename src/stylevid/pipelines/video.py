@@ -1,0 +1,337 @@
+"""Flow-guided video stylization (Ruder, Dosovitskiy, Brox 2016/2018), resumable.
+
+    read_frames ─ content_t ─┬─ flows (t-1 ↔ t, prefetched in a thread, cached) ─ reliability mask
+                             └─ cold (frame 1 / a new shot): Stylizer.stylize
+                                warm: init = mask·warp(out_{t-1}) + (1−mask)·content_t,
+                                      optimize content + style + tv + temporal(mask, warped)
+    ─ out_t ─ work folder (atomic PNG + sha256 in the index) ─ assemble (pts, rotation, audio kept)
+
+Every frame is a pure function of the input, the styles, the settings, its seed (seed, t) and the
+*saved* earlier outputs (uint8 PNGs), so a resumed job yields the same frames as one that never
+stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..config import FLOWS, StyleConfig, VideoConfig, to_dict
+from ..errors import BadInput, Interrupted
+from ..events import Event, Progress, Sink, info, null_sink, warn
+from ..files import atomic_path, atomic_write_text, check_input, check_output, clean_stale_temporaries, exclusive
+from ..flow import FlowCache, FlowPrefetcher, estimate_flow, to_tensor as flow_tensor
+from ..images import load_image, save_image, to_tensor, to_uint8
+from ..losses import temporal_loss
+from ..runtime import StopFlag, interruptible
+from ..video import assemble, count_frames, probe, read_frames
+from ..warp import reliability, warp
+from .still import Stylizer, sidecar, validate
+
+SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
+
+
+def validate_video(v: VideoConfig) -> None:
+    if v.flow not in FLOWS:
+        raise BadInput(f"--flow {v.flow!r}: choose one of {', '.join(FLOWS)}")
+    if v.size < 0 or (v.size and v.size < 16):
+        raise BadInput(f"--size {v.size}: 0 (native) or at least 16")
+    if v.iterations < 1 or v.first_iterations < 1:
+        raise BadInput("--iterations and --first-iterations must be at least 1")
+    if v.temporal_weight < 0:
+        raise BadInput("--temporal-weight must be 0 or more")
+    if any(k < 1 for k in v.long_term) or list(v.long_term) != sorted(set(v.long_term)):
+        raise BadInput(f"--long-term {','.join(map(str, v.long_term))}: increasing frame distances >= 1")
+    if not 0 <= v.cut_threshold < 1:
+        raise BadInput("--cut-threshold must be in [0, 1)")
+    if not 0 <= v.crf <= 51:
+        raise BadInput("--crf must be from 0 to 51")
+
+
+def file_identity(path: Path) -> str:
+    """Cheap identity of a (possibly large) file: size, mtime and the hash of its first and last MiB."""
+    st = path.stat()
+    h = hashlib.sha256(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    with open(path, "rb") as f:
+        h.update(f.read(1 << 20))
+        if st.st_size > 2 << 20:
+            f.seek(-(1 << 20), os.SEEK_END)
+            h.update(f.read())
+    return h.hexdigest()
+
+
+class WorkFolder:
+    """Finished frames of one job: ``frames/NNNNNN.png`` plus ``index.json`` with their sha256."""
+
+    def __init__(self, root: Path, key: str, record: dict):
+        self.root = root
+        self.frames = root / "frames"
+        self.frames.mkdir(parents=True, exist_ok=True)
+        self.index_path = root / "index.json"
+        self.key = key
+        self.record = record
+        clean_stale_temporaries(self.frames)
+        clean_stale_temporaries(root)
+        self.sums: dict[int, str] = {}
+        try:
+            data = json.loads(self.index_path.read_text())
+            if data.get("key") == key:
+                self.sums = {int(k): v for k, v in data.get("frames", {}).items()}
+        except (OSError, ValueError):
+            pass
+        atomic_write_text(root / "job.json", json.dumps(record, indent=2, default=str))
+
+    def path(self, t: int) -> Path:
+        return self.frames / f"{t:06d}.png"
+
+    def load(self, t: int) -> np.ndarray | None:
+        """The finished frame t, or None if it is missing or fails its checksum."""
+        s = self.sums.get(t)
+        p = self.path(t)
+        if s is None or not p.is_file():
+            return None
+        data = p.read_bytes()
+        if hashlib.sha256(data).hexdigest() != s:
+            return None
+        import io
+
+        from PIL import Image
+
+        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+    def save(self, t: int, image: np.ndarray) -> np.ndarray:
+        """Store frame t atomically, record its sha256; returns the image as stored."""
+        p = save_image(image, self.path(t))
+        self.sums[t] = hashlib.sha256(p.read_bytes()).hexdigest()
+        atomic_write_text(self.index_path, json.dumps({"key": self.key, "frames": self.sums}))
+        return image
+
+    def done_prefix(self) -> int:
+        """How many frames from 0 on are finished and intact."""
+        t = 0
+        while t in self.sums and self.path(t).is_file():
+            t += 1
+        return t
+
+
+def default_video_output(inp: Path, styles: Sequence[Path]) -> Path:
+    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}.mp4")
+
+
+class Watch:
+    """Wraps the event sink: polls the stop flag at each iteration so Ctrl-C acts within seconds."""
+
+    def __init__(self, on_event: Sink, flag: StopFlag):
+        self.on_event, self.flag = on_event, flag
+
+    def __call__(self, e: Event) -> None:
+        self.on_event(e)
+        self.check()
+
+    def check(self) -> None:
+        if self.flag:
+            raise _Stop()
+
+
+class _Stop(Exception):
+    pass
+
+
+def temporal_term(previous: list[tuple[torch.Tensor, torch.Tensor]], weight: float) -> Callable | None:
+    """The temporal loss over (warped earlier output, reliability weight) pairs, nearer first.
+
+    Long-term weights follow Ruder et al.: a pixel counts for an older frame only where no nearer
+    frame covers it (c_j = max(0, c_j − Σ_{k<j} c_k)).
+    """
+    if weight <= 0 or not previous:
+        return None
+    covered = torch.zeros_like(previous[0][1])
+    terms = []
+    for warped, mask in previous:
+        c = (mask - covered).clamp_min(0)
+        covered = (covered + c).clamp(max=1)
+        terms.append((warped, c))
+
+    def extra(x: torch.Tensor) -> torch.Tensor:
+        return weight * sum(temporal_loss(x, w, c) for w, c in terms)
+
+    return extra
+
+
+def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], out: str | Path | None = None,
+                  cfg: StyleConfig = StyleConfig(), vcfg: VideoConfig = VideoConfig(), overwrite: bool = False,
+                  restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
+                  make_stylizer: Callable[[StyleConfig, list, Sink], Stylizer] | None = None,
+                  wrap_x: bool = False) -> Path:
+    """Stylize a video; returns the output path. Rerunning the same call resumes an interrupted job.
+
+    ``make_stylizer`` lets the 360 mode plug in its stylizer; ``wrap_x`` makes flow and warping
+    circular in x (equirectangular frames).
+    """
+    t_start = time.perf_counter()
+    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
+    inp = check_input(input, "video")
+    spaths = [check_input(s, "style image") for s in styles]
+    if not spaths:
+        raise BadInput("give at least one --style image")
+    validate(cfg, len(spaths))
+    validate_video(vcfg)
+    out = Path(out) if out else default_video_output(inp, spaths)
+    check_output(out, [inp, *spaths], overwrite)
+    meta = probe(inp)
+    style_images = [load_image(s, "style image") for s in spaths]
+
+    # The work folder is keyed by everything that changes the frames (not crf or preview).
+    frame_settings = {"style": to_dict(cfg), "video": {k: v for k, v in to_dict(vcfg).items()
+                                                       if k not in ("crf", "preview")}, "wrap_x": wrap_x}
+    key_src = json.dumps({"input": file_identity(inp), "styles": [file_identity(s) for s in spaths],
+                          **frame_settings}, sort_keys=True, default=str)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
+    lock_dir = out.parent / ".stylevid-work"
+    lock_dir.mkdir(exist_ok=True)
+    with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
+        if restart and work_root.exists():
+            shutil.rmtree(work_root)
+        work = WorkFolder(work_root, key, {"input": str(inp), "styles": [str(s) for s in spaths], **frame_settings})
+        done = work.done_prefix()
+        if done:
+            info(on_event, f"resuming: {done} finished frames found in {work_root}")
+        watch = Watch(on_event, flag)
+        try:
+            stats = _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, wrap_x)
+        except _Stop:
+            n = work.done_prefix()
+            raise Interrupted(f"{out}: stopped by {SIGNAL_NAMES.get(flag.signum, 'a signal')} after {n} finished "
+                              f"frames (kept in {work_root}); run the same command again to resume",
+                              flag.signum or 2) from None
+
+        n = stats["frames"]
+        written = assemble(inp, lambda i: _frame(work, i), out, start=vcfg.start, duration=vcfg.duration,
+                           crf=vcfg.crf, expected=n, overwrite=overwrite, on_event=on_event)
+        if vcfg.preview:
+            write_preview(inp, work, vcfg, out.with_suffix(".preview.png"), on_event)
+        sidecar(out, {"input": str(inp), "styles": [str(s) for s in spaths], "output": str(out),
+                      "config": to_dict(cfg), "video": to_dict(vcfg), "wrap_x": wrap_x,
+                      "video_codec": written.codec, "audio": list(written.audio), "subtitles": written.subtitles,
+                      "size": [written.width, written.height], "rotation": meta.rotation, **stats,
+                      "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
+        if not keep_work:
+            shutil.rmtree(work_root, ignore_errors=True)
+    return out
+
+
+def _frame(work: WorkFolder, i: int) -> np.ndarray:
+    img = work.load(i)
+    if img is None:
+        raise BadInput(f"{work.path(i)}: finished frame missing or corrupted; rerun to redo it")
+    return img
+
+
+def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, wrap_x) -> dict:
+    """Stylize every frame of the window not yet in the work folder."""
+    on_event = watch.on_event
+    total = count_frames(inp, vcfg.start, vcfg.duration) or None
+    size = vcfg.size
+    frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event)
+    stylizer = None
+    cache = FlowCache(work.root / "flows")
+    history: dict[int, np.ndarray] = {}     # earlier outputs (uint8, as saved) for warm starts
+    contents: dict[int, np.ndarray] = {}    # earlier content frames, for long-term flows
+    keep = max(vcfg.long_term)
+    cold_its, warm_its, cuts, n = [], [], [], 0
+    t0 = time.perf_counter()
+    with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache) as pre:
+        it = iter(frames)
+        cur = next(it, None)
+        while cur is not None:
+            nxt = next(it, None)
+            t = cur.index
+            content = cur.image
+            # Start the next pair's flow now: it runs in a thread while this frame optimizes.
+            if nxt is not None and nxt.index >= done and (vcfg.warm_start or vcfg.temporal_weight > 0):
+                pre.submit(nxt.index, content, nxt.image)
+            result = work.load(t) if t < done else None
+            if result is None:
+                if stylizer is None:
+                    scfg = replace(cfg, size=max(content.shape[:2]))
+                    stylizer = (make_stylizer or Stylizer)(scfg, style_images, watch)
+                result, used, cold = _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre,
+                                                    wrap_x, on_event)
+                result = work.save(t, result)
+                (cold_its if cold else warm_its).append(used)
+                if cold and t > 0:
+                    cuts.append(t)
+                watch.check()
+            on_event(Progress("frames", t + 1, total, detail=""))
+            history[t], contents[t] = result, content
+            for old in [k for k in history if k < t + 1 - keep]:
+                history.pop(old), contents.pop(old)
+            n = t + 1
+            cur = nxt
+    elapsed = time.perf_counter() - t0
+    if cuts:
+        info(on_event, f"new shots detected at frames {', '.join(map(str, cuts))}")
+    return {"frames": n, "resumed_from": done, "cold_iterations": cold_its, "warm_iterations": warm_its,
+            "shots": [0, *cuts], "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
+
+
+def _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre, wrap_x, on_event):
+    """Returns (uint8 result, iterations used, cold start?)."""
+    dev = stylizer.device
+    c = to_tensor(content, dev)
+    previous = []
+    if t > 0 and (vcfg.warm_start or vcfg.temporal_weight > 0):
+        fwd, bwd = pre.get(t, contents[t - 1], content)
+        fwd, bwd = flow_tensor(fwd, dev), flow_tensor(bwd, dev)
+        mask = reliability(fwd, bwd, wrap_x)
+        previous.append((warp(to_tensor(history[t - 1], dev), bwd, wrap_x), mask))
+        if float(mask.mean()) < vcfg.cut_threshold:
+            previous = []  # a new shot: the old picture must not be dragged into it
+        else:
+            for j in vcfg.long_term:
+                if j > 1 and t - j in history:
+                    f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x), dev)
+                    b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x), dev)
+                    previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), reliability(b, f, wrap_x)))
+    if not previous:
+        out, stats = stylizer.stylize(content, seed=cfg.seed, index=t, iterations=vcfg.first_iterations)
+        return out, sum(stats["iterations"]), True
+    warped, mask = previous[0]
+    init = mask * warped + (1 - mask) * c if vcfg.warm_start else stylizer.initial(c, cfg.seed, t)
+    x, used = stylizer.optimize_at(c, init, vcfg.iterations, temporal_term(previous, vcfg.temporal_weight),
+                                   task="iterations", wrap_x=wrap_x)
+    out = to_uint8(x)
+    if cfg.preserve_colors:
+        from .still import keep_colors
+
+        out = keep_colors(out, content)
+    return out, used, False
+
+
+def write_preview(inp: Path, work: WorkFolder, vcfg: VideoConfig, path: Path, on_event: Sink, count: int = 6) -> Path:
+    """A contact sheet: input frames above, output frames below."""
+    from PIL import Image
+
+    n = work.done_prefix()
+    picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
+    outs = {t: work.load(t) for t in picks}
+    h, w = next(iter(outs.values())).shape[:2]
+    ins = {f.index: f.image for f in read_frames(inp, size=max(h, w), start=vcfg.start, duration=vcfg.duration)
+           if f.index in outs}
+    sheet = Image.new("RGB", (w * len(picks), h * 2), "white")
+    for k, t in enumerate(picks):
+        if t in ins:
+            sheet.paste(Image.fromarray(ins[t]).resize((w, h)), (k * w, 0))
+        sheet.paste(Image.fromarray(outs[t]), (k * w, h))
+    save_image(np.asarray(sheet), path)
+    info(on_event, f"preview: {path}")
+    return path

@@ -1,0 +1,253 @@
+"""Decode the frames of a time window as uint8 RGB arrays (L2: PyAV, numpy and the standard library).
+
+Rotation is *not* applied to the pixels: frames come out in coded orientation and the writer
+writes the input's display matrix back, so players rotate the result just as they rotated the input.
+
+The walk over the container (:class:`Walk`) is shared with the writer, so both agree exactly on
+which frames are in the window and in which order.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Iterator
+
+import av
+import numpy as np
+
+from ..errors import BadInput, InvalidMedia
+from ..events import Sink, null_sink, warn
+from .probe import AV_ERRORS, ffmpeg_log, open_video, reason
+
+
+@dataclass(frozen=True)
+class Frame:
+    index: int          # 0-based among the frames yielded (the window's frames)
+    pts: int            # presentation timestamp, in the video stream's time_base (as in the file)
+    time: float         # seconds since the start of the video stream
+    image: np.ndarray   # uint8 H×W×3 RGB, coded orientation (rotation not applied)
+
+
+def check_window(start: float, duration: float | None) -> None:
+    if not (isinstance(start, (int, float)) and math.isfinite(start) and start >= 0):
+        raise BadInput(f"start must be a finite number of seconds >= 0, got {start!r}")
+    if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+        raise BadInput(f"duration must be a finite number of seconds > 0, got {duration!r}")
+
+
+def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
+    """(width, height) with the long edge scaled to ``size`` (0: unchanged), aspect kept."""
+    if size is None or size == 0:
+        return width, height
+    if not isinstance(size, int) or size < 0:
+        raise BadInput(f"size must be a whole number of pixels >= 0, got {size!r}")
+    s = size / max(width, height)
+    return max(1, round(width * s)), max(1, round(height * s))
+
+
+class Walk:
+    """Demux a video file in file order; yield the window's video frames (decoded) and, for the
+    ``other`` streams, their packets inside the window (untouched, for remuxing).
+
+    The window is ``[start, start + duration)`` seconds measured from the video stream's first
+    timestamp. After iterating: ``decoded`` frames decoded in all, ``yielded`` frames in the window.
+    Warns when the file declares more frames than decode (a truncated file often decodes short
+    *without any error*) or when decoding stops on an error; raises InvalidMedia when no frame decodes.
+    """
+
+    def __init__(self, path, container, vs, start=0.0, duration=None, other=(), on_event: Sink = null_sink):
+        check_window(start, duration)
+        self.path, self.container, self.vs, self.other = path, container, vs, tuple(other)
+        self.on_event = on_event
+        self.tb: Fraction = vs.time_base
+        self.origin = Fraction(vs.start_time or 0) * self.tb     # seconds
+        # Seconds from the origin. repr: 0.4 means 2/5 here, not 0.40000000000000002220446...
+        self.begin = Fraction(repr(float(start)))
+        self.end = None if duration is None else self.begin + Fraction(repr(float(duration)))
+        self.decoded = 0
+        self.yielded = 0
+        self.whole = start == 0 and duration is None
+
+    def seconds(self, pts: int, time_base: Fraction) -> Fraction:
+        """Exact time of a timestamp, from the origin of the window (the video stream's start)."""
+        return pts * time_base - self.origin
+
+    def where(self, pts: int, time_base: Fraction) -> int:
+        """-1 before the window, 0 inside, 1 after."""
+        t = self.seconds(pts, time_base)
+        # From the start, keep what precedes the origin too: AAC's priming packet has a negative pts.
+        if t < self.begin and self.begin > 0:
+            return -1
+        if self.end is not None and t >= self.end:
+            return 1
+        return 0
+
+    def packets(self) -> Iterator[av.Packet]:
+        """Demux the video and ``other`` streams, positioned for the window."""
+        vs = self.vs
+        if self.begin == 0:
+            return self.container.demux(vs, *self.other)
+        # Seek to the keyframe at or before the window (it flushes the decoders too); the frames
+        # before the window are decoded and dropped.
+        target = int((self.begin + self.origin) / self.tb)
+        with ffmpeg_log():
+            try:
+                self.container.seek(target, stream=vs)
+                packets = self.container.demux(vs, *self.other)
+                held = []
+                for p in packets:
+                    held.append(p)
+                    if p.stream.index == vs.index and p.size:
+                        break
+                first = held[-1] if held else None
+                if first is not None and first.is_keyframe and first.pts is not None and first.pts <= target:
+                    return itertools.chain(held, packets)
+            except AV_ERRORS:
+                pass
+            # Trap: without an index (MPEG-TS) a seek lands on any frame, and the decoder then
+            # outputs nothing until the next keyframe, maybe never. Read from the top instead
+            # (seeking to start_time itself can land late too: aim before it).
+            try:
+                self.container.seek(min(0, vs.start_time or 0), stream=vs)
+            except AV_ERRORS:
+                pass
+        return self.container.demux(vs, *self.other)
+
+    def __iter__(self) -> Iterator[av.VideoFrame | av.Packet]:
+        vs, path = self.vs, self.path
+        done = {s.index: False for s in self.other}
+        done[vs.index] = False
+        # Video and audio decide when the window is over; sparse subtitles would keep us reading.
+        needed = [vs.index] + [s.index for s in self.other if s.type == "audio"]
+        packets = self.packets()
+        self._last_pts = None
+        stopped = None
+        failed = 0
+        while not all(done[i] for i in needed):
+            packet = None
+            with ffmpeg_log() as logs:
+                try:
+                    packet = next(packets, None)
+                except AV_ERRORS as e:   # a damaged container: keep what decoded so far
+                    stopped = reason(e, logs)
+            if packet is None or stopped is not None:
+                break
+            # Trap: the empty flush packets demux yields at the end have stream_index 0 whatever
+            # their stream; packet.stream is right. Dropping the video one loses the last frames.
+            index = packet.stream.index
+            if index != vs.index:
+                # Flush packets (dts None) carry no data; keep what lies inside the window.
+                if packet.dts is None or packet.pts is None or done[index]:
+                    continue
+                w = self.where(packet.pts, packet.time_base)
+                if w > 0:
+                    done[index] = True
+                elif w == 0:
+                    yield packet
+                continue
+            if done[vs.index]:
+                continue   # past the window: no need to decode the rest of the video
+            with ffmpeg_log() as logs:
+                try:
+                    # An empty packet (the end of the stream) flushes the frames the decoder holds.
+                    frames = vs.decode(packet)
+                except AV_ERRORS as e:
+                    frames = []
+                    if packet.size:
+                        failed += 1   # one damaged packet: FFmpeg conceals it, go on
+                    else:
+                        stopped = reason(e, logs)
+            yield from self._window(frames, done)
+        if stopped is not None and not done[vs.index]:
+            # Frames still held by the (threaded, reordering) decoder.
+            with ffmpeg_log():
+                try:
+                    frames = vs.decode(None)
+                except AV_ERRORS:
+                    frames = []
+            yield from self._window(frames, done)
+        if stopped is not None:
+            if self.decoded == 0:
+                raise InvalidMedia(f"{path}: not a readable video ({stopped})")
+            warn(self.on_event, f"{path}: decoding stopped after {self.decoded} frames ({stopped}); "
+                                f"the rest of the file is skipped")
+        if failed:
+            warn(self.on_event, f"{path}: {failed} damaged video packets skipped")
+        if self.decoded == 0:
+            raise InvalidMedia(f"{path}: not a readable video (no frame decodes)")
+        declared = vs.frames or 0
+        if self.whole and declared > self.decoded:
+            warn(self.on_event, f"{path}: decoded {self.decoded} frames but the file declares {declared}; "
+                                f"it looks truncated")
+        if self.yielded == 0:
+            raise BadInput(f"{path}: no frame between {float(self.begin):g} s and "
+                           f"{'the end' if self.end is None else f'{float(self.end):g} s'}")
+
+    def _window(self, frames, done) -> Iterator[av.VideoFrame]:
+        vs = self.vs
+        for frame in frames:
+            self.decoded += 1
+            pts = frame.pts
+            if pts is None:  # raw streams without timestamps: continue at the average rate
+                step = 1 / (vs.average_rate or 25) / self.tb
+                pts = 0 if self._last_pts is None else self._last_pts + max(1, round(step))
+                frame.pts = pts
+            self._last_pts = pts
+            w = self.where(pts, self.tb)
+            if w < 0 or done[vs.index]:
+                continue
+            if w > 0:
+                done[vs.index] = True
+                continue
+            self.yielded += 1
+            yield frame
+
+
+def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """uint8 H×W×3 RGB at (width, height), converted and scaled by swscale in one pass.
+
+    Trap: reformat reads the source colour range as "unspecified" (limited) unless told, so a
+    full-range (JPEG range) stream would come out washed out; pass the frame's own range.
+    """
+    return frame.to_ndarray(format="rgb24", width=width, height=height,
+                            src_color_range=frame.color_range or None)
+
+
+def read_frames(path, size: int = 0, start: float = 0.0, duration: float | None = None,
+                on_event: Sink = null_sink) -> Iterator[Frame]:
+    """Yield the frames of ``[start, start + duration)`` seconds of a video file.
+
+    ``size`` is the long edge of the images (0: native coded size), aspect kept; every image has the
+    same size even if the stream changes resolution midway. Decoding is threaded. Rotation is not
+    applied (see the module doc). Raises InvalidMedia / TooLarge / BadInput (see probe and Walk).
+    """
+    check_window(start, duration)
+    with open_video(path) as (container, vs):
+        width, height = scaled_size(vs.codec_context.width, vs.codec_context.height, size)
+        walk = Walk(path, container, vs, start, duration, on_event=on_event)
+        for i, frame in enumerate(walk):
+            yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), to_rgb(frame, width, height))
+
+
+def count_frames(path, start: float = 0.0, duration: float | None = None) -> int:
+    """Frames in the window, counted from packet timestamps without decoding (fast).
+
+    Exact for well-formed files; a truncated file may hold a last packet that does not decode.
+    """
+    check_window(start, duration)
+    with open_video(path) as (container, vs):
+        walk = Walk(path, container, vs, start, duration)
+        n = 0
+        with ffmpeg_log():
+            try:
+                for packet in walk.packets():
+                    if packet.pts is None or packet.dts is None:
+                        continue
+                    w = walk.where(packet.pts, walk.tb)
+                    n += w == 0
+            except AV_ERRORS as e:
+                if n == 0:
+                    raise InvalidMedia(f"{path}: not a readable video ({reason(e)})") from None
+        return n

@@ -1,0 +1,357 @@
+"""Assemble the stylized video: walk the input again, encode the stylized frames with the input's
+timestamps, remux its audio and subtitles unchanged (L2: PyAV, numpy and the standard library).
+
+    input packets ──demux──┬─ video ─ decode ─ window frame i ─ get_frame(i) ─ encode (same pts) ─┐
+                           ├─ audio ─────────── same bytes, shifted by `start` ─────────────────────┼─ mux ─ temp file
+                           └─ subtitles ─────── same bytes, shifted by `start` ─────────────────────┘
+    temp file ─ count its frames ─ fsync ─ rename to the output
+
+Walking the input (rather than trusting a frame rate) is what keeps variable frame rate, the exact
+duration and audio sync; the walk is :class:`reader.Walk`, the same one ``read_frames`` uses, so
+frame ``i`` here is frame ``i`` there.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable
+
+import av
+import numpy as np
+from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
+
+from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
+from ..events import Progress, Sink, info, null_sink, warn
+from ..files import atomic_path, check_output, write_failed
+from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
+from .reader import Walk, check_window, scaled_size
+
+OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+# Container tags that describe the old file, not the new one.
+_STALE_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    frames: int
+    width: int
+    height: int
+    codec: str                  # video encoder used
+    audio: tuple[str, ...]      # per input audio stream: "copy", "aac" (re-encoded) or "dropped"
+    subtitles: int              # subtitle streams copied
+
+
+def output_format(path: Path) -> str:
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise BadInput(f"{path}: unsupported output type {path.suffix or '(none)'}; "
+                       f"use {', '.join(OUTPUT_FORMATS)}") from None
+
+
+def video_encoder(codec: str | None, on_event: Sink) -> str:
+    if codec is not None:
+        if codec not in av.codecs_available:
+            raise BadInput(f"video encoder {codec!r} is not available in this FFmpeg build")
+        return codec
+    if "libx264" in av.codecs_available:
+        return "libx264"
+    warn(on_event, "libx264 is not available; encoding with mpeg4 (larger files, lower quality)")
+    return "mpeg4"
+
+
+def assemble(
+    input_path,
+    get_frame: Callable[[int], np.ndarray],
+    output_path,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    size: int | None = None,
+    crf: int = 18,
+    codec: str | None = None,
+    expected: int | None = None,
+    overwrite: bool = False,
+    on_event: Sink = null_sink,
+) -> Written:
+    """Write ``output_path``: the frames of ``input_path``'s window replaced by ``get_frame(i)``.
+
+    ``get_frame(i)`` returns the stylized uint8 H×W×3 RGB image of the window's frame ``i`` (the
+    ``index`` of ``read_frames(input_path, start=start, duration=duration)``). Output size: the
+    images' own (``size=None``), the input's coded size (``0``) or long edge ``size``; sides are
+    padded to even by repeating the edge (libx264 4:2:0 needs even sizes). Each frame keeps its input
+    pts; rotation (display matrix) is written back; audio and subtitles are copied bit-exact, cut to
+    the window and shifted by ``start`` with the video. The output's container follows its extension
+    (.mp4 by default for the CLI). ``expected``: frames the caller stylized; a different count is an
+    error. Written to a temporary name and renamed only once its frame count is verified.
+    """
+    check_window(start, duration)
+    if not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise BadInput(f"crf must be a whole number from 0 to 51, got {crf!r}")
+    if size is not None and (not isinstance(size, int) or size < 0):
+        raise BadInput(f"size must be a whole number of pixels >= 0, got {size!r}")
+    out_path = check_output(output_path, [Path(input_path)], overwrite)
+    fmt = output_format(out_path)
+    meta = probe(input_path)
+    vcodec = video_encoder(codec, on_event)
+
+    first = _image(get_frame, 0, out_path)
+    if size is None:
+        height, width = first.shape[:2]
+    else:
+        width, height = scaled_size(meta.width, meta.height, size)
+    even_w, even_h = width + width % 2, height + height % 2
+    if (even_w, even_h) != (width, height):
+        info(on_event, f"{out_path}: {width}x{height} padded to {even_w}x{even_h} (H.264 4:2:0 needs even sides)")
+    if meta.spherical:
+        warn(on_event, f"{out_path}: the input's 360° (spherical) metadata is not written; "
+                       f"players will show the result as a flat video")
+
+    with open_video(input_path) as (inp, vs), atomic_path(out_path) as tmp:
+        # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
+        out = av.open(str(tmp), "w", format=fmt, container_options=_movie_timescale(fmt, inp))
+        logs: list = []
+        try:
+            with ffmpeg_log() as logs:
+                written, audio_modes, n_subs = _write(
+                    inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf,
+                    (width, height, even_w, even_h), start, duration, expected, on_event)
+                out.close()   # writes the trailer (the MP4 index): may fail on a full disk
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                out.close()
+            if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
+                if isinstance(e, OSError):
+                    raise write_failed(out_path, e) from e
+                raise WriteFailed(f"{out_path}: encoding failed ({reason(e, logs)})") from e
+            raise
+        _verify(tmp, fmt, written, out_path)
+    if expected is None:
+        on_event(Progress("assemble", written, written))   # close the task (with a total, the loop did)
+    return Written(out_path, written, even_w, even_h, vcodec, tuple(audio_modes), n_subs)
+
+
+def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf, dims,
+           start, duration, expected, on_event):
+    width, height, even_w, even_h = dims
+    for k, v in inp.metadata.items():
+        if k not in _STALE_METADATA:
+            out.metadata[k] = v
+
+    # -- video: same time_base as the input, so every pts is copied exactly.
+    rate = vs.average_rate or vs.guessed_rate or Fraction(25)
+    ovs = out.add_stream(vcodec, rate=Fraction(rate).limit_denominator(1001))
+    ovs.width, ovs.height, ovs.pix_fmt = even_w, even_h, "yuv420p"
+    tb = vs.time_base
+    enc_tb = tb
+    if vcodec == "mpeg4" and tb.denominator > 65535:
+        enc_tb = Fraction(1, 60000)   # MPEG-4 part 2 refuses time_base denominators over 2^16-1
+    # Trap: the encoder rescales frame pts into codec_context.time_base (default 1/rate); set both.
+    ovs.time_base = enc_tb
+    ovs.codec_context.time_base = enc_tb
+    if vcodec == "libx264":
+        ovs.options = {"crf": str(crf)}
+    else:
+        ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
+        ovs.bit_rate = int(even_w * even_h * float(rate) * 0.5)
+    # Tag what we encode: BT.709 limited range (untagged HD is guessed 709, SD 601: be explicit).
+    cc = ovs.codec_context
+    cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
+    cc.color_primaries, cc.color_trc = int(ColorPrimaries.BT709), int(ColorTrc.BT709)
+    if vs.sample_aspect_ratio and vs.sample_aspect_ratio != 1:
+        cc.sample_aspect_ratio = vs.sample_aspect_ratio
+    if meta.display_matrix is not None:
+        # The raw matrix, not just the angle: it also carries flips. Written as stream side data.
+        # Its translation (entries 6, 7) is in input pixels: drop it, it no longer fits.
+        m = list(meta.display_matrix)
+        m[6] = m[7] = 0
+        ovs.set_display_matrix(m)
+
+    # -- audio: a stream made from the input's template takes the packets unchanged.
+    copy, reencode, audio_modes = {}, {}, []
+    for a in inp.streams.audio:
+        try:
+            oa = out.add_stream_from_template(a)
+            copy[a.index] = oa
+            audio_modes.append("copy")
+        except ValueError:
+            try:
+                # The default layout for the channel count: "1 channels" (unknown order) is refused.
+                layout = _LAYOUTS.get(a.codec_context.layout.nb_channels, "stereo")
+                oa = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000, layout=layout)
+            except AV_ERRORS + (TypeError,) as e:
+                warn(on_event, f"{out_path}: audio stream {a.index} ({a.codec_context.codec.canonical_name}) "
+                               f"dropped: cannot re-encode it ({reason(e)})")
+                audio_modes.append("dropped")
+                continue
+            reencode[a.index] = (a, oa, [0, None])
+            audio_modes.append("aac")
+            warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold audio stream {a.index} "
+                           f"({a.codec_context.codec.canonical_name}); re-encoded to AAC")
+        if a.language:
+            oa.metadata["language"] = a.language
+    subs = {}
+    for s in inp.streams.subtitles:
+        name = s.codec_context.codec.canonical_name if s.codec_context else "unknown"
+        try:
+            subs[s.index] = out.add_stream_from_template(s)
+            if s.language:
+                subs[s.index].metadata["language"] = s.language
+        except ValueError:
+            warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold subtitle stream {s.index} ({name}); "
+                           f"not copied")
+    gap_filled = {i for i, o in subs.items() if o.codec_context.codec.canonical_name == "mov_text"
+                  and fmt_name(out) in ("MP4", "MOV")}
+    others = [s for s in inp.streams if s.index in copy or s.index in reencode or s.index in subs]
+
+    walk = Walk(input_path, inp, vs, start, duration, others, on_event)
+    # start == 0: keep every timestamp as it is. start > 0: move the window to time 0, all streams alike.
+    shift = Fraction(0) if walk.begin == 0 else walk.origin + walk.begin
+
+    def shifted(ts: int, time_base: Fraction) -> int:
+        return ts - round(shift / time_base)
+
+    on_event(Progress("assemble", 0, expected))
+    frames_in = packets_out = 0
+    last_pts = None
+    fixed = 0
+    durations: dict[int, int] = {}
+    for item in walk:
+        if isinstance(item, av.Packet):
+            i = item.stream.index
+            if i in reencode:
+                _reencode(item, *reencode[i], out, shift, input_path)
+                continue
+            if i in gap_filled and item.size == 2 and bytes(item) == b"\0\0":
+                continue   # an empty mov_text cue: the MP4 muxer writes its own for every gap
+            item.pts, item.dts = shifted(item.pts, item.time_base), shifted(item.dts, item.time_base)
+            item.stream = copy.get(i) or subs[i]
+            out.mux(item)
+            continue
+        image = first if frames_in == 0 else _image(get_frame, frames_in, out_path)
+        frame = _to_frame(image, width, height, even_w, even_h)
+        pts = shifted(item.pts, tb)
+        if enc_tb != tb:
+            pts = round(pts * tb / enc_tb)
+        if last_pts is not None and pts <= last_pts:   # broken input timestamps: the encoder needs them rising
+            pts, fixed = last_pts + 1, fixed + 1
+        frame.pts, frame.time_base = pts, enc_tb
+        last_pts = pts
+        if item.duration:
+            durations[pts] = round(item.duration * tb / enc_tb)
+        packets = _with_durations(ovs.encode(frame), durations)
+        packets_out += len(packets)
+        out.mux(packets)
+        frames_in += 1
+        on_event(Progress("assemble", frames_in, expected))
+    packets = _with_durations(ovs.encode(None), durations)   # flush: the encoder holds the last frames
+    packets_out += len(packets)
+    out.mux(packets)
+    for a, oa, state in reencode.values():
+        _reencode(None, a, oa, state, out, shift, input_path)
+    if fixed:
+        warn(on_event, f"{input_path}: {fixed} frames had non-increasing timestamps; moved by one tick")
+    if expected is not None and frames_in != expected:
+        raise WriteFailed(f"{out_path}: the input window has {frames_in} frames but {expected} were "
+                          f"stylized; output not written")
+    if packets_out != frames_in:
+        raise WriteFailed(f"{out_path}: encoded {packets_out} of {frames_in} frames; output not written")
+    return frames_in, audio_modes, len(subs)
+
+
+def _movie_timescale(fmt: str, inp) -> dict:
+    """MP4/MOV option so a stream that starts late (audio cut to a window) keeps its exact start.
+
+    Trap: the MP4 muxer stores a track's initial delay as an edit list in the movie timescale,
+    1/1000 s by default: an audio track starting 553/22050 s late came back 551/22050 s late.
+    A timescale every input time base divides keeps it exact.
+    """
+    if fmt not in ("mp4", "mov"):
+        return {}
+    scale = 1
+    for s in inp.streams:
+        if s.time_base:
+            scale = math.lcm(scale, s.time_base.denominator)
+    return {"movie_timescale": str(scale)} if scale < 2**31 else {}
+
+
+def _with_durations(packets, durations: dict) -> list:
+    """Give encoded packets their input frame's duration (libx264 leaves it 0).
+
+    Trap: without it the MP4 muxer guesses the last frame's duration, and the file comes out
+    shorter than the input when the frame rate varies.
+    """
+    for p in packets:
+        d = durations.pop(p.pts, None)
+        if d and not p.duration:
+            p.duration = d
+    return packets
+
+
+def fmt_name(container) -> str:
+    return container.format.name.split(",")[0].upper()
+
+
+def _image(get_frame, i: int, out_path) -> np.ndarray:
+    try:
+        img = get_frame(i)
+    except (LookupError, FileNotFoundError) as e:
+        raise BadInput(f"{out_path}: stylized frame {i} is missing ({e})") from None
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 1:
+        raise BadInput(f"{out_path}: stylized frame {i} must be uint8 H×W×3, got {img.dtype} {img.shape}")
+    return img
+
+
+def _to_frame(image: np.ndarray, width: int, height: int, even_w: int, even_h: int) -> av.VideoFrame:
+    if image.shape[:2] != (height, width):
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
+            .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
+    if (even_h, even_w) != (height, width):
+        # Odd sides: repeat the last row/column. H.264 4:2:0 cannot store odd sizes.
+        image = np.pad(image, ((0, even_h - height), (0, even_w - width), (0, 0)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+
+
+def _reencode(packet, a, oa, state, out, shift, input_path):
+    """Decode one packet of an audio stream the output container refuses and encode it to AAC.
+
+    ``state`` is [samples written, first pts]; timestamps count samples from the first frame kept.
+    """
+    try:
+        with ffmpeg_log() as logs:
+            frames = a.decode(packet)
+    except AV_ERRORS as e:
+        if packet is not None and packet.size:
+            return   # a damaged audio packet: skip it
+        raise InvalidMedia(f"{input_path}: audio stream {a.index} does not decode ({reason(e, logs)})") from None
+    for f in frames:
+        rate = f.sample_rate
+        if state[1] is None:
+            t = (f.pts * f.time_base - shift) if f.pts is not None else Fraction(0)
+            state[1] = max(0, round(t * rate))
+        f.pts, f.time_base = state[1] + state[0], Fraction(1, rate)
+        state[0] += f.samples
+        out.mux(oa.encode(f))
+    if packet is None:
+        out.mux(oa.encode(None))
+
+
+def _verify(tmp: Path, fmt: str, written: int, out_path: Path) -> None:
+    """Reopen the temporary file and count its video frames before it may take the final name."""
+    try:
+        with av.open(str(tmp), format=fmt) as c:
+            s = c.streams.video[0]
+            n = s.frames or sum(1 for p in c.demux(s) if p.size)
+    except AV_ERRORS as e:
+        raise WriteFailed(f"{out_path}: the written file does not read back ({reason(e)})") from None
+    if n != written:
+        raise WriteFailed(f"{out_path}: the written file holds {n} frames, expected {written}")

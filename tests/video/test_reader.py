@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from stylevid.errors import BadInput, InvalidMedia
+from stylevid.events import Message
+from stylevid.video import count_frames, read_frames
+from tests.clips import make_clip, moving_square, truncate
+from tests.video.conftest import VFR_PTS
+
+
+def test_read_native(clips):
+    frames = list(read_frames(clips["cfr"]))
+    assert len(frames) == 20
+    assert [f.index for f in frames] == list(range(20))
+    assert all(f.image.shape == (48, 64, 3) and f.image.dtype == np.uint8 for f in frames)
+    assert frames[3].time == pytest.approx(0.3)
+    # The picture is the one encoded: the white square moves right 2 px a frame.
+    ref = moving_square(20, 48, 64)
+    assert np.abs(frames[5].image.astype(int) - ref[5]).mean() < 6
+
+
+def test_read_resized_keeps_aspect(clips):
+    frames = list(read_frames(clips["cfr"], size=32))
+    assert frames[0].image.shape == (24, 32, 3)
+
+
+def test_rotation_not_applied(clips):
+    # The vfr clip carries rotation 90: pixels stay in coded orientation (64 wide, 48 high).
+    frames = list(read_frames(clips["vfr"]))
+    assert frames[0].image.shape == (48, 64, 3)
+
+
+def test_vfr_pts_and_times(clips):
+    frames = list(read_frames(clips["vfr"]))
+    assert [round(f.time * 1000) for f in frames] == VFR_PTS
+    with av.open(str(clips["vfr"])) as c:
+        assert [f.pts for f in frames] == [fr.pts for fr in c.decode(video=0)]
+
+
+def test_window(clips):
+    frames = list(read_frames(clips["vfr"], start=0.3, duration=0.4))
+    assert [round(f.time * 1000) for f in frames] == [300, 340, 500, 520]   # [0.3, 0.7): 0.3 included
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert count_frames(clips["vfr"], start=0.3, duration=0.4) == 4
+    assert count_frames(clips["vfr"]) == 12
+    tail = list(read_frames(clips["cfr"], start=1.55))
+    assert [round(f.time, 2) for f in tail] == [1.6, 1.7, 1.8, 1.9]
+
+
+def test_window_past_the_end(clips):
+    with pytest.raises(BadInput, match="no frame"):
+        list(read_frames(clips["cfr"], start=30))
+
+
+@pytest.mark.parametrize("kw", [dict(size=-1), dict(start=-1.0), dict(duration=0), dict(start=float("nan"))])
+def test_bad_options(clips, kw):
+    with pytest.raises(BadInput):
+        list(read_frames(clips["cfr"], **kw))
+
+
+def test_truncated_file_warns_and_yields(clips, tmp_path):
+    # Index in front (faststart), data cut short: FFmpeg decodes short *without any error*.
+    # Noise does not compress: each frame holds a fair share of the bytes.
+    noise = np.random.default_rng(0).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
+    src = make_clip(tmp_path / "full.mp4", noise, faststart=True)
+    cut = truncate(src, tmp_path / "cut.mp4", 0.6)
+    events = []
+    frames = list(read_frames(cut, on_event=events.append))
+    assert 0 < len(frames) < 20
+    warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert len(warnings) == 1
+    assert f"decoded {len(frames)} frames" in warnings[0] and "declares 20" in warnings[0]
+
+
+def test_zero_frames(tmp_path):
+    # A valid header and no picture data.
+    p = tmp_path / "empty.y4m"
+    p.write_bytes(b"YUV4MPEG2 W64 H48 F25:1 Ip A1:1 C420jpeg\nFRAME\n" + b"\0" * 16)
+    with pytest.raises(InvalidMedia, match="no frame decodes"):
+        list(read_frames(p))
+
+
+def test_odd_size(clips):
+    frames = list(read_frames(clips["odd"]))
+    assert len(frames) == 6 and frames[0].image.shape == (31, 45, 3)
+
+
+def test_window_in_mpegts_without_index(tmp_path):
+    # MPEG-TS has no index: a seek lands on any frame, here never a keyframe (one per 250 frames).
+    src = make_clip(tmp_path / "clip.ts", moving_square(20, 48, 64), fps=10)
+    frames = list(read_frames(src, start=1.0, duration=0.5))
+    assert [round(f.time, 2) for f in frames] == [1.0, 1.1, 1.2, 1.3, 1.4]
+    assert count_frames(src, start=1.0, duration=0.5) == 5
+    assert len(list(read_frames(src))) == 20

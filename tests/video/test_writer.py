@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from stylevid.errors import BadInput, OutputRefused, WriteFailed
+from stylevid.events import Message
+from stylevid.video import assemble, probe, read_frames
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def stylize(path, **kw):
+    """A stand-in for the pipeline: invert the colours of the window's frames."""
+    return [255 - f.image for f in read_frames(path, **kw)]
+
+
+def video_times(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return [f.pts * s.time_base for f in c.decode(s)]
+
+
+def packets(path, kind):
+    """(bytes, time in seconds) of every packet of the streams of one kind, in file order."""
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type == kind]
+        return [(bytes(p), p.pts * p.time_base) for p in c.demux(streams) if p.size]
+
+
+def warnings(events):
+    return [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+
+
+def test_round_trip_vfr_keeps_pts_rotation_audio_subtitles(clips, tmp_path):
+    src, out = clips["vfr"], tmp_path / "out.mp4"
+    frames = stylize(src)
+    events = []
+    w = assemble(src, lambda i: frames[i], out, expected=len(frames), on_event=events.append)
+    assert w.frames == 12 and (w.width, w.height) == (64, 48)
+    assert w.audio == ("copy",) and w.subtitles == 1
+    assert warnings(events) == []
+    assert video_times(out) == video_times(src)                  # every frame time, exactly
+    assert packets(out, "audio") == packets(src, "audio")        # bit-exact, same order and times
+    assert packets(out, "subtitle") == packets(src, "subtitle")
+    info = probe(out)
+    assert info.rotation == 90 and info.frames == 12
+    # The pictures are the stylized ones (inverted), not the input's.
+    back = [f.image.astype(int) for f in read_frames(out)]
+    assert np.abs(back[4] - frames[4]).mean() < 6
+
+
+def test_window_cuts_audio_and_shifts_everything(clips, tmp_path):
+    src, out = clips["vfr"], tmp_path / "cut.mp4"
+    start, duration = 0.3, 0.4
+    frames = stylize(src, start=start, duration=duration)
+    assert len(frames) == 4
+    assemble(src, lambda i: frames[i], out, start=start, duration=duration, expected=4)
+    # Video: frames at 0.30, 0.34, 0.50, 0.52 s moved back by 0.3 s.
+    assert video_times(out) == [Fraction(0), Fraction(4, 100), Fraction(20, 100), Fraction(22, 100)]
+    # Audio: exactly the input packets that start inside [0.3, 0.7), same bytes, same shift.
+    shift = Fraction(3, 10)
+    kept = [(b, t - shift) for b, t in packets(src, "audio") if shift <= t < Fraction(7, 10)]
+    assert kept and packets(out, "audio") == kept
+
+
+def test_odd_input_gives_even_output(clips, tmp_path):
+    src, out = clips["odd"], tmp_path / "odd.mp4"
+    frames = stylize(src)
+    w = assemble(src, lambda i: frames[i], out)
+    assert (w.width, w.height) == (46, 32)
+    back = list(read_frames(out))
+    assert len(back) == 6 and back[0].image.shape == (32, 46, 3)
+    # Padding repeats the edge: the last column looks like the one before it.
+    assert np.abs(back[0].image[:, -1].astype(int) - back[0].image[:, -2]).mean() < 8
+
+
+def test_output_size(clips, tmp_path):
+    src = clips["cfr"]
+    small = stylize(src, size=32)                      # 32x24 stylized frames
+    w = assemble(src, lambda i: small[i], tmp_path / "a.mp4")
+    assert (w.width, w.height) == (32, 24)
+    w = assemble(src, lambda i: small[i], tmp_path / "b.mp4", size=0)   # back to the input's size
+    assert (w.width, w.height) == (64, 48)
+    w = assemble(src, lambda i: small[i], tmp_path / "c.mp4", size=40)
+    assert (w.width, w.height) == (40, 30)
+
+
+def test_pcm_audio_reencoded_and_subrip_dropped_for_mp4(clips, tmp_path):
+    src, out = clips["mkv"], tmp_path / "out.mp4"
+    frames = stylize(src)
+    events = []
+    w = assemble(src, lambda i: frames[i], out, on_event=events.append)
+    assert w.audio == ("aac",) and w.subtitles == 0
+    text = " ".join(warnings(events))
+    assert "pcm_u8" in text and "AAC" in text and "subrip" in text
+    info = probe(out)
+    assert [a.codec for a in info.audio] == ["aac"] and info.subtitles == ()
+    assert info.duration == pytest.approx(1.0, abs=0.15)
+
+
+def test_mkv_output_copies_pcm_and_subrip(clips, tmp_path):
+    src, out = clips["mkv"], tmp_path / "out.mkv"
+    frames = stylize(src)
+    w = assemble(src, lambda i: frames[i], out)
+    assert w.audio == ("copy",) and w.subtitles == 1
+    assert packets(out, "audio") == packets(src, "audio")
+    assert packets(out, "subtitle") == packets(src, "subtitle")
+    assert video_times(out) == video_times(src)
+
+
+def test_mpeg4_encoder(clips, tmp_path):
+    src = clips["cfr"]
+    frames = stylize(src)
+    w = assemble(src, lambda i: frames[i], tmp_path / "m.mp4", codec="mpeg4")
+    assert w.codec == "mpeg4" and probe(tmp_path / "m.mp4").frames == 20
+
+
+def test_failure_leaves_nothing(clips, tmp_path):
+    src, out = clips["cfr"], tmp_path / "out.mp4"
+    frames = stylize(src)
+
+    def broken(i):
+        if i == 7:
+            raise RuntimeError("stylizer crashed")
+        return frames[i]
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        assemble(src, broken, out)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(BadInput, match="frame 3 is missing"):
+        assemble(src, lambda i: frames[i] if i < 3 else {}[i], out)
+    with pytest.raises(WriteFailed, match="20 frames but 25 were stylized"):
+        assemble(src, lambda i: frames[i], out, expected=25)
+    with pytest.raises(BadInput, match="uint8"):
+        assemble(src, lambda i: frames[i].astype(np.float32), out)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_checks(clips, tmp_path):
+    src = clips["cfr"]
+    frames = stylize(src)
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"old")
+    with pytest.raises(OutputRefused):
+        assemble(src, lambda i: frames[i], out)
+    assert out.read_bytes() == b"old"
+    assemble(src, lambda i: frames[i], out, overwrite=True)
+    assert probe(out).frames == 20
+    with pytest.raises(OutputRefused):
+        assemble(src, lambda i: frames[i], src, overwrite=True)
+    with pytest.raises(BadInput, match="unsupported output"):
+        assemble(src, lambda i: frames[i], tmp_path / "o.avi")
+    with pytest.raises(BadInput, match="crf"):
+        assemble(src, lambda i: frames[i], tmp_path / "p.mp4", crf=99)
+
+
+def test_write_error_is_write_failed(clips, tmp_path):
+    # A file-size limit makes writes fail like a full disk would (EFBIG instead of ENOSPC).
+    frames = tmp_path / "frames.npy"
+    np.save(frames, np.stack(stylize(clips["cfr"])))
+    code = textwrap.dedent(f"""
+        import resource, signal, sys
+        import numpy as np
+        from stylevid.errors import WriteFailed
+        from stylevid.video import assemble
+        frames = np.load({str(frames)!r})
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))
+        try:
+            assemble({str(clips['cfr'])!r}, lambda i: frames[i], {str(tmp_path / 'out.mp4')!r})
+        except WriteFailed as e:
+            print("WriteFailed:", e)
+            sys.exit(7)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={"PYTHONPATH": f"{ROOT / 'src'}:{ROOT}", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "out.mp4" in r.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.npy"]
