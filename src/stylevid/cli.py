@@ -22,6 +22,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Paint videos, 360° panoramas and photos in the style of an artwork.")
 err = Console(stderr=True)
 S = C.StyleConfig()
+V = C.VideoConfig()
 
 
 class Renderer:
@@ -115,49 +116,158 @@ def layers_opt(text: str | None) -> tuple[str, ...] | None:
     return tuple(t.strip() for t in text.split(",") if t.strip()) if text else None
 
 
+# Options shared by image, video and (partly) dream: declared once, reused as defaults.
+O_STYLE = typer.Option(..., "--style", "-s", help="Painting (repeat for several styles).")
+O_BLEND = typer.Option(None, help="Weights of several styles, e.g. 0.7,0.3.")
+O_SCALES = typer.Option(S.scales, help="Coarse-to-fine levels (each half the next).")
+O_COARSE = typer.Option(S.coarse_iterations, help="Iterations at each coarser size.")
+O_OPTIMIZER = typer.Option(S.optimizer, help="lbfgs or adam.")
+O_LR = typer.Option(S.lr, help="Adam step size.")
+O_CW = typer.Option(S.content_weight, help="Content loss weight.")
+O_SW = typer.Option(S.style_weight, help="Style loss weight.")
+O_TV = typer.Option(S.tv_weight, help="Total variation (smoothness) weight.")
+O_SLAYERS = typer.Option(None, help="Comma-separated style layers \\[default: the encoder's].")
+O_CLAYERS = typer.Option(None, help="Comma-separated content layers \\[default: the encoder's].")
+O_LW = typer.Option([], help="Per style layer weight NAME:W (repeatable).")
+O_INIT = typer.Option(S.init, help="content, noise or style.")
+O_SSCALE = typer.Option(S.style_scale, help="Style image size relative to the output.")
+O_COLORS = typer.Option(S.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
+O_SEED = typer.Option(S.seed, help="Random seed (noise init, per-frame seeds).")
+O_ENCODER = typer.Option(S.encoder, help="lite0, vgg16 or vgg19.")
+O_WEIGHTS = typer.Option(None, help="Weights file for the encoder.")
+O_OFFLINE = typer.Option(S.offline, help="Never download weights.")
+O_DEVICE = typer.Option(S.device, help="auto, cpu, cuda or mps.")
+O_OVERWRITE = typer.Option(False, help="Replace an existing output.")
+O_QUIET = typer.Option(False, "--quiet", "-q", help="No progress, only errors and the output path.")
+
+
+def style_config(**kw) -> C.StyleConfig:
+    """A StyleConfig from CLI values (parsing the few that are text)."""
+    kw["weights"] = str(kw["weights"]) if kw.get("weights") else None
+    kw["style_layers"] = layers_opt(kw.get("style_layers"))
+    kw["content_layers"] = layers_opt(kw.get("content_layers"))
+    kw["layer_weights"] = named_weights(kw.pop("layer_weight", []), "--layer-weight")
+    kw["style_blend"] = floats(kw.get("style_blend"), "--style-blend")
+    return C.StyleConfig(**kw)
+
+
 @app.command()
 def image(
     content: Path = typer.Argument(..., help="Photo to paint."),
-    style: List[Path] = typer.Option(..., "--style", "-s", help="Painting (repeat for several styles)."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image [default: <content>_<style>.png]."),
-    style_blend: Optional[str] = typer.Option(None, help="Weights of several styles, e.g. 0.7,0.3."),
+    style: List[Path] = O_STYLE,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <content>_<style>.png]."),
+    style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(S.size, help="Long edge of the output in pixels."),
-    scales: int = typer.Option(S.scales, help="Coarse-to-fine levels (each half the next)."),
+    scales: int = O_SCALES,
     iterations: int = typer.Option(S.iterations, help="Iterations at the final size."),
-    coarse_iterations: int = typer.Option(S.coarse_iterations, help="Iterations at each coarser size."),
-    optimizer: str = typer.Option(S.optimizer, help="lbfgs or adam."),
-    lr: float = typer.Option(S.lr, help="Adam step size."),
-    content_weight: float = typer.Option(S.content_weight),
-    style_weight: float = typer.Option(S.style_weight),
-    tv_weight: float = typer.Option(S.tv_weight, help="Total variation (smoothness) weight."),
-    style_layers: Optional[str] = typer.Option(None, help="Comma-separated style layers [default: the encoder's]."),
-    content_layers: Optional[str] = typer.Option(None, help="Comma-separated content layers."),
-    layer_weight: List[str] = typer.Option([], help="Per style layer weight NAME:W (repeatable)."),
-    init: str = typer.Option(S.init, help="content, noise or style."),
-    style_scale: float = typer.Option(S.style_scale, help="Style image size relative to the output."),
-    preserve_colors: bool = typer.Option(S.preserve_colors, help="Keep the content's colours."),
+    coarse_iterations: int = O_COARSE,
+    optimizer: str = O_OPTIMIZER,
+    lr: float = O_LR,
+    content_weight: float = O_CW,
+    style_weight: float = O_SW,
+    tv_weight: float = O_TV,
+    style_layers: Optional[str] = O_SLAYERS,
+    content_layers: Optional[str] = O_CLAYERS,
+    layer_weight: List[str] = O_LW,
+    init: str = O_INIT,
+    style_scale: float = O_SSCALE,
+    preserve_colors: bool = O_COLORS,
     save_every: int = typer.Option(S.save_every, help="Write an intermediate image every N iterations."),
-    seed: int = typer.Option(S.seed),
-    encoder: str = typer.Option(S.encoder, help="lite0, vgg16 or vgg19."),
-    weights: Optional[Path] = typer.Option(None, help="Weights file for the encoder."),
-    offline: bool = typer.Option(S.offline, help="Never download weights."),
-    device: str = typer.Option(S.device, help="auto, cpu, cuda or mps."),
-    overwrite: bool = typer.Option(False, help="Replace an existing output."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, only errors and the output path."),
+    seed: int = O_SEED,
+    encoder: str = O_ENCODER,
+    weights: Optional[Path] = O_WEIGHTS,
+    offline: bool = O_OFFLINE,
+    device: str = O_DEVICE,
+    overwrite: bool = O_OVERWRITE,
+    quiet: bool = O_QUIET,
 ):
     """Paint a photo in the style of one or more paintings."""
+    kw = dict(locals())
     from .pipelines.still import stylize_image
 
+    for k in ("content", "style", "output", "overwrite", "quiet"):
+        kw.pop(k)
+
     def job(sink):
-        cfg = C.StyleConfig(
-            encoder=encoder, weights=str(weights) if weights else None, offline=offline, device=device, size=size,
-            scales=scales, iterations=iterations, coarse_iterations=coarse_iterations, optimizer=optimizer, lr=lr,
-            content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            style_layers=layers_opt(style_layers), content_layers=layers_opt(content_layers),
-            layer_weights=named_weights(layer_weight, "--layer-weight"), init=init, style_scale=style_scale,
-            style_blend=floats(style_blend, "--style-blend"), preserve_colors=preserve_colors, seed=seed,
-            save_every=save_every)
-        return stylize_image(content, style, output, cfg, overwrite=overwrite, on_event=sink)
+        return stylize_image(content, style, output, style_config(**kw), overwrite=overwrite, on_event=sink)
+
+    run(job, quiet)
+
+
+@app.command()
+def video(
+    input: Path = typer.Argument(..., help="Video to paint."),
+    style: List[Path] = O_STYLE,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video \\[default: <video>_<style>.mp4]."),
+    style_blend: Optional[str] = O_BLEND,
+    size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
+    start: float = typer.Option(V.start, help="Start at this many seconds."),
+    duration: Optional[float] = typer.Option(V.duration, help="Stylize this many seconds \\[default: to the end]."),
+    first_iterations: int = typer.Option(V.first_iterations, help="Iterations for the first frame of each shot."),
+    iterations: int = typer.Option(V.iterations, help="Iterations per later (warm) frame."),
+    temporal_weight: float = typer.Option(V.temporal_weight, help="Weight of the temporal loss (0: none)."),
+    warm_start: bool = typer.Option(V.warm_start, help="Start each frame from the previous one warped by flow."),
+    long_term: str = typer.Option(",".join(map(str, V.long_term)), help="Earlier frames compared against, e.g. 1,2,4."),
+    flow: str = typer.Option(V.flow, help="dis, farneback or raft."),
+    cut_threshold: float = typer.Option(V.cut_threshold, help="Reliable fraction under which a frame starts a new shot."),
+    crf: int = typer.Option(V.crf, help="H.264 quality (0-51, lower is better)."),
+    preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
+    restart: bool = typer.Option(False, help="Discard finished frames of an earlier run and start over."),
+    keep_work: bool = typer.Option(False, help="Keep the work folder (finished frames, flows) after success."),
+    scales: int = O_SCALES,
+    coarse_iterations: int = O_COARSE,
+    optimizer: str = O_OPTIMIZER,
+    lr: float = O_LR,
+    content_weight: float = O_CW,
+    style_weight: float = O_SW,
+    tv_weight: float = O_TV,
+    style_layers: Optional[str] = O_SLAYERS,
+    content_layers: Optional[str] = O_CLAYERS,
+    layer_weight: List[str] = O_LW,
+    init: str = O_INIT,
+    style_scale: float = O_SSCALE,
+    preserve_colors: bool = O_COLORS,
+    seed: int = O_SEED,
+    encoder: str = O_ENCODER,
+    weights: Optional[Path] = O_WEIGHTS,
+    offline: bool = O_OFFLINE,
+    device: str = O_DEVICE,
+    overwrite: bool = O_OVERWRITE,
+    quiet: bool = O_QUIET,
+):
+    """Paint a video: flow-guided, flicker-free, sound and timing kept, resumable."""
+    kw = dict(locals())
+    from .pipelines.video import stylize_video
+
+    vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "temporal_weight",
+                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
+    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work"):
+        kw.pop(k)
+
+    def job(sink):
+        vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
+        vcfg = C.VideoConfig(**vkw)
+        return stylize_video(input, style, output, style_config(**kw), vcfg, overwrite=overwrite,
+                             restart=restart, keep_work=keep_work, on_event=sink)
+
+    run(job, quiet)
+
+
+@app.command("flicker")
+def flicker_cmd(
+    output: Path = typer.Argument(..., help="Stylized video."),
+    reference: Path = typer.Option(..., "--reference", "-r", help="The input video it was made from."),
+    csv: Optional[Path] = typer.Option(None, help="Write the per-frame errors to this CSV."),
+    plot: Optional[Path] = typer.Option(None, help="Write a PNG chart of the per-frame errors."),
+    flow: str = typer.Option(V.flow, help="dis or farneback."),
+    quiet: bool = O_QUIET,
+):
+    """Print the mean warping error (flicker) of a stylized video against its input."""
+    from .pipelines.flicker import flicker
+
+    def job(sink):
+        r = flicker(output, reference, csv, plot, flow, on_event=sink)
+        return [f"{r['mean']:.6f}", *(p for p in (csv, plot) if p)]
 
     run(job, quiet)
 

@@ -1,0 +1,70 @@
+"""``stylevid flicker``: the warping error of a stylized video against its input (Lai et al. 2018).
+
+Each output frame is compared with the next output frame warped back by the flow of the *input*
+frames, where that flow is reliable (see ``warp.warping_errors``). Lower is steadier; the input's
+own figure (``output == reference``) is the floor.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput
+from ..events import Progress, Sink, null_sink
+from ..files import atomic_write_bytes, atomic_write_text, check_input
+from ..flow import flicker_series
+from ..video import count_frames, read_frames
+
+
+def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | None = None,
+            plot: str | Path | None = None, flow: str = "dis", size: int = 0, wrap_x: bool = False,
+            on_event: Sink = null_sink) -> dict:
+    """Return {"mean": float, "errors": [per pair]} and write the CSV / PNG chart if asked."""
+    out_p, ref_p = check_input(output, "video"), check_input(reference, "reference video")
+    n_out, n_ref = count_frames(out_p), count_frames(ref_p)
+    if n_out != n_ref:
+        raise BadInput(f"{out_p}: {n_out} frames but the reference {ref_p} has {n_ref}; "
+                       f"compare a stylized video with the very clip it was made from")
+    errors: list[float] = []
+    prev = None
+    on_event(Progress("flicker", 0, n_out))
+    for a, b in zip(read_frames(out_p, size=size, on_event=on_event), read_frames(ref_p, on_event=on_event)):
+        if prev is not None:
+            errors += flicker_series([prev[1], b.image], [prev[0], a.image], flow, wrap_x)
+        prev = (a.image, b.image)
+        on_event(Progress("flicker", a.index + 1, n_out))
+    if not errors:
+        raise BadInput(f"{out_p}: needs at least two frames")
+    mean = float(np.mean(errors))
+    if csv_path:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["pair", "warping_error"])
+        w.writerows([(i, f"{e:.6g}") for i, e in enumerate(errors)])
+        atomic_write_text(csv_path, buf.getvalue())
+    if plot:
+        atomic_write_bytes(plot, chart(errors, f"warping error, mean {mean:.5f}"))
+    return {"mean": mean, "errors": errors}
+
+
+def chart(values: list[float], title: str, w: int = 640, h: int = 240) -> bytes:
+    """A plain PNG line chart drawn with Pillow (no plotting library needed)."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(im)
+    top = max(values) * 1.1 or 1.0
+    x0, y0, x1, y1 = 50, 20, w - 10, h - 25
+    d.rectangle([x0, y0, x1, y1], outline=(160, 160, 160))
+    pts = [(x0 + (x1 - x0) * i / max(1, len(values) - 1), y1 - (y1 - y0) * v / top) for i, v in enumerate(values)]
+    d.line(pts, fill=(200, 40, 40), width=2) if len(pts) > 1 else d.point(pts, fill=(200, 40, 40))
+    d.text((x0, 4), title, fill=(0, 0, 0))
+    d.text((4, y0), f"{top:.3g}", fill=(0, 0, 0))
+    d.text((4, y1 - 10), "0", fill=(0, 0, 0))
+    d.text((x1 - 60, y1 + 6), f"frame pair {len(values) - 1}", fill=(0, 0, 0))
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
