@@ -253,6 +253,50 @@ def video(
     run(job, quiet)
 
 
+D = C.DreamConfig()
+
+
+@app.command()
+def dream(
+    input: Path = typer.Argument(..., help="Photo (or equirectangular 360 photo) to dream on."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <input>_dream.png]."),
+    layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
+    channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
+    guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),
+    mask: Optional[Path] = typer.Option(None, help="Grayscale mask: black = untouched, white = full dream."),
+    octaves: int = typer.Option(D.octaves, help="Number of octaves (scales)."),
+    octave_scale: float = typer.Option(D.octave_scale, help="Size ratio between octaves."),
+    steps: int = typer.Option(D.steps, help="Gradient steps per octave."),
+    step_size: float = typer.Option(D.step_size, help="Step in [0,1] pixel units (normalized gradient)."),
+    jitter: int = typer.Option(D.jitter, help="Random shift in pixels before each step."),
+    size: int = typer.Option(D.size, help="Long edge of the output in pixels (0: native)."),
+    projection: str = typer.Option(C.PanoramaConfig().projection, help="auto, equirect (seamless 360) or flat."),
+    save_every: int = typer.Option(D.save_every, help="Write an intermediate image every N steps."),
+    seed: int = typer.Option(D.seed, help="Random seed (jitter)."),
+    encoder: str = typer.Option(D.encoder, help="lite0, vgg16 or vgg19."),
+    weights: Optional[Path] = O_WEIGHTS,
+    offline: bool = typer.Option(D.offline, help="Never download weights."),
+    device: str = typer.Option(D.device, help="auto, cpu, cuda or mps."),
+    overwrite: bool = O_OVERWRITE,
+    quiet: bool = O_QUIET,
+):
+    """Deep dream: make the chosen filters fire harder, octave by octave."""
+    from .pipelines.dream import dream_image, is_video, parse_channel, parse_layer
+
+    def job(sink):
+        cfg = C.DreamConfig(
+            encoder=encoder, weights=str(weights) if weights else None, offline=offline, device=device,
+            layers=tuple(parse_layer(t) for t in layer), channels=tuple(parse_channel(t) for t in channel),
+            octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
+            size=size, seed=seed, save_every=save_every)
+        if input.is_file() and is_video(input):
+            raise BadInput(f"{input}: video dream is not supported yet; extract frames or give a photo")
+        return dream_image(input, output, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=sink,
+                           projection=projection)
+
+    run(job, quiet)
+
+
 @app.command("flicker")
 def flicker_cmd(
     output: Path = typer.Argument(..., help="Stylized video."),
@@ -287,6 +331,15 @@ def layers(encoder: str = typer.Option(S.encoder, help="lite0, vgg16 or vgg19.")
         return None
 
     run(job)
+
+
+def _mount_text() -> None:
+    from .cli_text import app as text_app
+
+    app.add_typer(text_app, name="text", help="Train a word-level LSTM on any text and generate from it; GPT-2 fine-tuning.")
+
+
+_mount_text()
 
 
 def main() -> None:

@@ -95,15 +95,25 @@ FLOWS = ("dis", "farneback", "raft")
 
 @dataclass(frozen=True)
 class DreamConfig:
-    layers: tuple[tuple[str, float], ...] = ()      # empty: the encoder's default dream layers
-    channels: tuple[tuple[str, int, float], ...] = ()
+    """Deep dream (Mordvintsev et al.): normalized gradient ascent on the pixels, octave by octave."""
+
+    encoder: str = "lite0"
+    weights: str | None = None          # explicit weights file (vgg); lite0 ships its own
+    offline: bool = False
+    device: str = "auto"
+    layers: tuple[tuple[str, float], ...] = ()      # (name, weight); empty: the encoder's default dream layers
+    channels: tuple[tuple[str, int, float], ...] = ()  # (layer, channel index, weight)
+    # The classic notebook's numbers (4 octaves x 10 steps of 1.5/255, jitter 32), chosen by eye on
+    # media/photo at 512 px: eyes and dog faces while the scene stays readable; 20 steps or 0.01 overcook.
     octaves: int = 4
     octave_scale: float = 1.4
-    steps: int = 20
-    step_size: float = 0.01
-    jitter: int = 32
-    size: int = 512
+    steps: int = 10                     # gradient steps per octave
+    step_size: float = 0.006            # per step, in [0,1] pixel units, after dividing by the mean |gradient|
+    jitter: int = 32                    # random shift (px) before each step, undone after
+    size: int = 512                     # long edge of the output; 0 = native
     seed: int = 0
+    save_every: int = 0                 # write intermediate images every N steps (0: never)
+    wrap_x: bool = False                # equirectangular 360: circular in x (seamless), no jitter in y
 
 
 @dataclass(frozen=True)

@@ -240,7 +240,7 @@ def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, w
     """Stylize every frame of the window not yet in the work folder."""
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
-    size = vcfg.size
+    size = vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0  # never upscale
     frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event)
     stylizer = None
     cache = FlowCache(work.root / "flows")
