@@ -88,9 +88,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def resolve(filename: str, url: str | None, explicit: str | None = None, offline: bool = False,
-            what: str = "weights") -> Path:
+            what: str = "weights", env: str = "STYLEVID_WEIGHTS") -> Path:
     """Find the weights file; see the module docstring for the order."""
-    for source, p in (("--weights", explicit), ("STYLEVID_WEIGHTS", os.environ.get("STYLEVID_WEIGHTS"))):
+    for source, p in (("--weights", explicit), (env, os.environ.get(env))):
         if p:
             path = Path(p).expanduser()
             if not path.is_file():
@@ -107,9 +107,20 @@ def resolve(filename: str, url: str | None, explicit: str | None = None, offline
         except Exception:
             pass  # offline machine: fall through to the message below
     raise WeightsError(
-        f"{what} not found: put {filename} in {cached.parent} (or pass --weights PATH)"
+        f"{what} not found: put {filename} in {cached.parent} "
+        + ("(or pass --weights PATH)" if env == "STYLEVID_WEIGHTS" else f"(or set {env}=PATH)")
         + ("" if offline or not url else f"; download it from {url}")
     )
+
+
+def raft_file(offline: bool = False) -> Path:
+    """torchvision's RAFT-large weights for ``--flow raft``: ``$STYLEVID_RAFT_WEIGHTS`` or the hub cache."""
+    from torchvision.models.optical_flow import Raft_Large_Weights
+
+    meta = Raft_Large_Weights.DEFAULT
+    path = resolve(Path(meta.url).name, meta.url, None, offline, "RAFT weights", env="STYLEVID_RAFT_WEIGHTS")
+    verify(path)
+    return path
 
 
 def lite0_file() -> Path:

@@ -32,6 +32,7 @@ from ..flow import FlowCache, FlowPrefetcher, estimate_flow, to_tensor as flow_t
 from ..images import load_image, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..runtime import StopFlag, interruptible
+from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames
 from ..warp import reliability, warp
 from .still import Stylizer, sidecar, validate
@@ -249,7 +250,8 @@ def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, w
     keep = max(vcfg.long_term)
     cold_its, warm_its, cuts, n = [], [], [], 0
     t0 = time.perf_counter()
-    with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache) as pre:
+    flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+    with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw) as pre:
         it = iter(frames)
         cur = next(it, None)
         while cur is not None:
@@ -265,7 +267,7 @@ def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, w
                     scfg = replace(cfg, size=max(content.shape[:2]))
                     stylizer = (make_stylizer or Stylizer)(scfg, style_images, watch)
                 result, used, cold = _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre,
-                                                    wrap_x, on_event)
+                                                    wrap_x, flow_kw)
                 result = work.save(t, result)
                 (cold_its if cold else warm_its).append(used)
                 if cold and t > 0:
@@ -284,7 +286,7 @@ def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, w
             "shots": [0, *cuts], "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
 
 
-def _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre, wrap_x, on_event):
+def _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre, wrap_x, flow_kw):
     """Returns (uint8 result, iterations used, cold start?)."""
     dev = stylizer.device
     c = to_tensor(content, dev)
@@ -299,8 +301,8 @@ def _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre, wrap
         else:
             for j in vcfg.long_term:
                 if j > 1 and t - j in history:
-                    f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x), dev)
-                    b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x), dev)
+                    f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x, **flow_kw), dev)
+                    b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x, **flow_kw), dev)
                     previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), reliability(b, f, wrap_x)))
     if not previous:
         out, stats = stylizer.stylize(content, seed=cfg.seed, index=t, iterations=vcfg.first_iterations)
