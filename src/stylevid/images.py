@@ -52,7 +52,9 @@ def to_rgb(im: Image.Image) -> np.ndarray:
     """Any Pillow mode → uint8 H×W×3 RGB."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if a.max() > 255 else 255.0
+        # 16-bit modes always span 0..65535 (a dark 16-bit picture must stay dark); a 32-bit "I"
+        # image may hold 8-bit values, so only there the range is guessed from the data.
+        hi = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
         a = np.clip(a / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(a[..., None], 3, axis=2)
     if im.mode == "F":
@@ -85,19 +87,39 @@ def read_xmp(path: str | Path) -> bytes | None:
     return xmp
 
 
+_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+            ".bmp": "BMP"}
+
+
+def image_format(path: str | Path) -> str:
+    """Pillow format name for an output path, from its extension; BadInput for an unknown one.
+
+    Pipelines call this before the work starts so a typo in ``-o`` fails at once, not at the end.
+    """
+    fmt = _FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise BadInput(f"{path}: unknown image extension (use .png, .jpg, .webp or .tif)")
+    return fmt
+
+
 def save_image(image: np.ndarray, path: str | Path, xmp: bytes | None = None, quality: int = 95) -> Path:
     """Write uint8 H×W×3 atomically (temporary name, fsync, rename); format from the extension."""
     path = Path(path)
+    fmt = image_format(path)
     im = Image.fromarray(np.ascontiguousarray(image))
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-           ".bmp": "BMP"}.get(path.suffix.lower())
-    if fmt is None:
-        raise BadInput(f"{path}: unknown image extension (use .png, .jpg, .webp or .tif)")
     kw: dict = {}
     if fmt in ("JPEG", "WEBP"):
         kw["quality"] = quality
-    if xmp is not None and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if xmp is not None and fmt in ("JPEG", "WEBP"):
         kw["xmp"] = xmp
+    elif xmp is not None and fmt == "PNG":      # Pillow's PNG writer ignores xmp=: an iTXt chunk
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode("utf-8", "replace"))
+        kw["pnginfo"] = info
+    elif xmp is not None and fmt == "TIFF":     # tag 700 = XMP
+        kw["tiffinfo"] = {700: xmp}
     with atomic_path(path) as tmp:
         buf = io.BytesIO()
         im.save(buf, format=fmt, **kw)

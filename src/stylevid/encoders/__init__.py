@@ -20,34 +20,45 @@ def load_encoder(name: str = "lite0", weights: str | None = None, offline: bool 
     ``folded`` folds lite0's batch norms into its convolutions (same outputs, faster).
     Never falls back to random weights.
     """
-    return _cached(name, weights, offline, folded).to(device)
+    path, expected = _locate(name, weights, offline)
+    st = path.stat()
+    # The cache is keyed by the file actually resolved (and its size and mtime), so a changed
+    # $STYLEVID_WEIGHTS, $TORCH_HOME or a replaced file is looked at again.
+    return _cached(name, str(path), expected, st.st_size, st.st_mtime_ns, folded).to(device)
+
+
+def _locate(name: str, weights: str | None, offline: bool) -> tuple[Path, str | None]:
+    """The weights file of ``name`` and the sha256 (or prefix) it must have, if known here."""
+    if name == "lite0":
+        path = Path(weights).expanduser() if weights else W.lite0_file()
+        if not path.is_file():
+            raise WeightsError(f"{path}: lite0 weights not found")
+        return path, None if weights else W.LITE0_SHA256
+    if name in ("vgg16", "vgg19"):
+        from .vgg import WEIGHTS
+
+        meta = WEIGHTS[name]
+        return W.resolve(Path(meta.url).name, meta.url, weights, offline, f"{name} weights"), None
+    raise BadInput(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
 
 
 @lru_cache(maxsize=4)
-def _cached(name: str, weights: str | None, offline: bool, folded: bool) -> Encoder:
+def _cached(name: str, path_str: str, expected: str | None, size: int, mtime_ns: int, folded: bool) -> Encoder:
+    path = Path(path_str)
+    W.verify(path, expected)  # expected None: the hash prefix in the file name, if any
     if name == "lite0":
-        path = Path(weights) if weights else W.lite0_file()
-        if not path.is_file():
-            raise WeightsError(f"{path}: lite0 weights not found")
-        W.verify(path, None if weights else W.LITE0_SHA256)
         model = Lite0()
         _strict(model, W.load_state_dict(path), path)
         if folded:
             fold(model)
-    elif name in ("vgg16", "vgg19"):
-        from .vgg import VGG, WEIGHTS
+    else:
+        from .vgg import VGG
 
-        meta = WEIGHTS[name]
-        filename = Path(meta.url).name
-        path = W.resolve(filename, meta.url, weights, offline, f"{name} weights")
-        W.verify(path)
         model = VGG(name)
         try:
             model.load_features(W.load_state_dict(path))
         except RuntimeError as e:
             raise WeightsError(f"{path}: not {name} weights ({str(e).splitlines()[0][:120]})") from None
-    else:
-        raise BadInput(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
     return model.freeze()
 
 

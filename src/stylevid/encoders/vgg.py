@@ -14,6 +14,15 @@ from .base import Encoder, LayerInfo, Normalize
 
 WEIGHTS = {"vgg16": models.VGG16_Weights.IMAGENET1K_V1, "vgg19": models.VGG19_Weights.IMAGENET1K_V1}
 BUILDERS = {"vgg16": models.vgg16, "vgg19": models.vgg19}
+CONFIGS = {"vgg16": "D", "vgg19": "E"}  # torchvision's layer configurations
+
+
+def build_features(arch: str) -> nn.Sequential:
+    """torchvision's ``features`` stack alone: building the whole model would also initialize the
+    unused 120M-parameter classifier (seconds and half a gigabyte, for nothing)."""
+    from torchvision.models.vgg import cfgs, make_layers
+
+    return make_layers(cfgs[CONFIGS[arch]], batch_norm=False)
 
 
 class VGG(Encoder):
@@ -22,7 +31,7 @@ class VGG(Encoder):
         self.name = arch
         meta = WEIGHTS[arch].transforms()
         self.normalize = Normalize(meta.mean, meta.std)
-        self.features = BUILDERS[arch](weights=None).features
+        self.features = build_features(arch)
         self.names: list[str] = []
         taps: dict[str, LayerInfo] = {}
         block, conv, stride, channels = 1, 0, 1, 3
@@ -59,6 +68,12 @@ class VGG(Encoder):
         self.features.load_state_dict(feats, strict=True)
 
 
-def state_dict_template(arch: str) -> dict[str, Tensor]:
-    """A full torchvision-format state dict with random weights (tests, timing)."""
-    return BUILDERS[arch](weights=None).state_dict()
+def state_dict_template(arch: str, classifier: bool = True) -> dict[str, Tensor]:
+    """A torchvision-format state dict with random weights (tests, timing).
+
+    ``classifier=False`` leaves out the ``classifier.*`` keys (which ``load_features`` ignores):
+    about 80 MB instead of 550 MB for vgg19, and quick to build.
+    """
+    if classifier:
+        return BUILDERS[arch](weights=None).state_dict()
+    return {f"features.{k}": v for k, v in build_features(arch).state_dict().items()}

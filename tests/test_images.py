@@ -1,0 +1,214 @@
+"""Reading and writing still images (images.py): every odd mode becomes uint8 H×W×3 RGB."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylevid.errors import BadInput, InputNotFound, InvalidMedia, TooLarge
+from stylevid.images import fit_size, load_image, read_xmp, resize, save_image, to_tensor, to_uint8
+
+W, H = 48, 32
+
+
+def rgb(seed: int = 0, h: int = H, w: int = W) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def check_rgb(a: np.ndarray, h: int = H, w: int = W) -> None:
+    assert a.dtype == np.uint8 and a.shape == (h, w, 3)
+
+
+def bomb_png(path, width: int = 20000, height: int = 20000) -> None:
+    """A PNG whose header declares ``width×height`` 1-bit pixels, with almost no data behind it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+def test_rgb_round_trip(tmp_path):
+    a = rgb()
+    save_image(a, tmp_path / "a.png")
+    assert np.array_equal(load_image(tmp_path / "a.png"), a)
+
+
+def test_cmyk(tmp_path):
+    Image.new("CMYK", (W, H), (0, 255, 255, 0)).save(tmp_path / "c.jpg")  # pure red in CMYK
+    a = load_image(tmp_path / "c.jpg")
+    check_rgb(a)
+    r, g, b = a.reshape(-1, 3).mean(0)
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_palette_with_transparency(tmp_path):
+    im = Image.new("P", (W, H), 0)
+    im.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)  # 0: black (transparent), 1: red
+    im.paste(1, (0, 0, W // 2, H))
+    im.info["transparency"] = 0
+    im.save(tmp_path / "p.png", transparency=0)
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    a = load_image(tmp_path / "p.png")
+    check_rgb(a)
+    assert tuple(a[0, 0]) == (255, 0, 0)
+    assert tuple(a[0, -1]) == (255, 255, 255)  # transparent: composited on white, not black
+
+
+def test_16_bit_grayscale(tmp_path):
+    ramp = np.linspace(0, 65535, W).round().astype(np.uint16)[None].repeat(H, 0)
+    Image.fromarray(ramp).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    a = load_image(tmp_path / "g16.png")
+    check_rgb(a)
+    assert a[0, 0, 0] == 0 and a[0, -1, 0] == 255
+    assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
+
+
+def test_dark_16_bit_picture_stays_dark(tmp_path):
+    # All values ≤ 255 of 65535: nearly black. Taking them for 8-bit values would make them bright.
+    dark = (np.arange(H * W) % 256).astype(np.uint16).reshape(H, W)
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert load_image(tmp_path / "dark16.png").max() <= 1
+
+
+def test_grayscale(tmp_path):
+    g = np.random.default_rng(1).integers(0, 256, (H, W), dtype=np.uint8)
+    Image.fromarray(g, "L").save(tmp_path / "l.png")
+    a = load_image(tmp_path / "l.png")
+    check_rgb(a)
+    assert np.array_equal(a[..., 0], g) and np.array_equal(a[..., 2], g)
+
+
+@pytest.mark.parametrize("mode", ["LA", "RGBA"])
+def test_alpha_is_composited_on_white(tmp_path, mode):
+    color = (0, 0) if mode == "LA" else (0, 0, 0, 0)
+    im = Image.new(mode, (W, H), color)                   # transparent black
+    im.paste((0, 255) if mode == "LA" else (0, 0, 0, 255), (0, 0, W // 2, H))  # opaque black on the left
+    im.save(tmp_path / f"{mode}.png")
+    a = load_image(tmp_path / f"{mode}.png")
+    check_rgb(a)
+    assert tuple(a[0, 0]) == (0, 0, 0)
+    assert tuple(a[0, -1]) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    im = Image.fromarray(rgb())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise to display
+    im.save(tmp_path / "rot.jpg", exif=exif.tobytes())
+    a = load_image(tmp_path / "rot.jpg")
+    check_rgb(a, h=W, w=H)  # dimensions swapped
+
+
+def test_decompression_bomb_is_too_large(tmp_path):
+    p = tmp_path / "bomb.png"
+    bomb_png(p)
+    assert p.stat().st_size < 200  # a tiny file declaring 400 megapixels
+    with pytest.raises(TooLarge, match="bomb.png") as e:
+        load_image(p)
+    assert e.value.code == 5
+
+
+def test_just_over_the_pixel_limit_is_too_large(tmp_path):
+    from stylevid.config import MAX_IMAGE_PIXELS
+
+    p = tmp_path / "big.png"
+    Image.new("1", (MAX_IMAGE_PIXELS // 4096 + 1, 4096)).save(p)  # over the limit, under Pillow's 2x error
+    with pytest.raises(TooLarge):
+        load_image(p)
+
+
+def test_truncated_jpeg_is_invalid_media(tmp_path):
+    save_image(rgb(), tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidMedia, match="cut.jpg"):
+        load_image(tmp_path / "cut.jpg")
+
+
+def test_random_bytes_are_invalid_media(tmp_path):
+    p = tmp_path / "noise.jpg"
+    p.write_bytes(os.urandom(4096))
+    with pytest.raises(InvalidMedia, match="noise.jpg") as e:
+        load_image(p)
+    assert e.value.code == 4
+
+
+def test_text_file_is_invalid_media(tmp_path):
+    p = tmp_path / "notes.png"
+    p.write_text("not a picture\n")
+    with pytest.raises(InvalidMedia):
+        load_image(p)
+
+
+def test_empty_directory_and_missing(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(BadInput, match="empty") as e:
+        load_image(tmp_path / "empty.png")
+    assert type(e.value) is BadInput
+    with pytest.raises(BadInput, match="directory") as e:
+        load_image(tmp_path)
+    assert type(e.value) is BadInput
+    with pytest.raises(InputNotFound, match="missing.png") as e:
+        load_image(tmp_path / "missing.png")
+    assert e.value.code == 3
+
+
+def test_tiny_image_is_bad_input(tmp_path):
+    save_image(rgb(h=8, w=8), tmp_path / "tiny.png")
+    with pytest.raises(BadInput, match="too small"):
+        load_image(tmp_path / "tiny.png")
+
+
+def test_save_image_is_atomic(tmp_path):
+    out = tmp_path / "out.png"
+    save_image(rgb(1), out)
+    save_image(rgb(2), out)  # replaces
+    assert np.array_equal(load_image(out), rgb(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]  # no temporaries left
+
+
+def test_save_image_unknown_extension_writes_nothing(tmp_path):
+    with pytest.raises(BadInput, match="extension"):
+        save_image(rgb(), tmp_path / "out.xyz")
+    with pytest.raises(BadInput):
+        save_image(rgb(), tmp_path / "noext")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_image_failure_leaves_nothing(tmp_path):
+    with pytest.raises(Exception):
+        save_image(np.zeros((4, 4, 7), np.uint8), tmp_path / "bad.png")  # 7 channels: not a picture
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_xmp_round_trip(tmp_path, ext):
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:GPano="http://ns.google.com/photos/1.0/panorama/" '
+           b'GPano:ProjectionType="equirectangular"/></rdf:RDF></x:xmpmeta>')
+    out = save_image(rgb(), tmp_path / f"pano{ext}", xmp=xmp)
+    assert read_xmp(out) == xmp
+    check_rgb(load_image(out))
+    save_image(rgb(), tmp_path / f"plain{ext}")
+    assert read_xmp(tmp_path / f"plain{ext}") is None
+
+
+def test_tensor_conversions_and_sizes():
+    a = rgb()
+    t = to_tensor(a)
+    assert t.shape == (1, 3, H, W) and t.dtype.is_floating_point
+    assert 0 <= t.min() and t.max() <= 1
+    assert np.array_equal(to_uint8(t), a)
+    assert np.array_equal(to_uint8(t * 2 - 0.5).max(), 255)  # clamped
+    assert fit_size(300, 451, 64) == (43, 64)
+    assert fit_size(451, 300, 64) == (64, 43)
+    assert fit_size(30, 40, 0) == (30, 40)
+    assert resize(t, (16, 24)).shape == (1, 3, 16, 24)
+    assert resize(t, (H, W)) is t

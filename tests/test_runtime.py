@@ -1,0 +1,64 @@
+"""Devices and seeds (runtime.py), and the small L0 modules: config, events, errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stylevid import config as C
+from stylevid import errors as E
+from stylevid.events import Message, Progress, info, null_sink, warn
+from stylevid.runtime import generator, pick_device
+
+
+def test_pick_device():
+    assert pick_device("cpu") == torch.device("cpu")
+    assert pick_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(E.BadInput, match="tpu"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(E.BadInput, match="cuda"):
+            pick_device("cuda")
+
+
+def test_generator_is_seeded_per_index():
+    draw = lambda seed, index: torch.rand(8, generator=generator(seed, index))  # noqa: E731
+    assert torch.equal(draw(0, 3), draw(0, 3))
+    assert not torch.equal(draw(0, 3), draw(0, 4))
+    assert not torch.equal(draw(0, 3), draw(1, 3))
+    assert torch.equal(draw(2**62, 10**9), draw(2**62, 10**9))  # big values stay in range
+
+
+def test_exit_codes_are_distinct_and_bad_inputs_are_bad_input():
+    classes = [E.StylevidError, E.BadInput, E.InputNotFound, E.InvalidMedia, E.TooLarge, E.OutputRefused,
+               E.WriteFailed, E.WeightsError]
+    codes = [c.code for c in classes]
+    assert len(set(codes)) == len(codes) and 0 not in codes
+    assert (E.BadInput.code, E.InputNotFound.code, E.InvalidMedia.code, E.TooLarge.code) == (2, 3, 4, 5)
+    assert E.OutputRefused.code == 6
+    for c in (E.InputNotFound, E.InvalidMedia, E.TooLarge):
+        assert issubclass(c, E.BadInput)
+    assert E.Interrupted("stopped", 15).code == 143
+
+
+def test_events():
+    seen = []
+    info(seen.append, "hello")
+    warn(seen.append, "careful")
+    assert seen == [Message("hello", "info"), Message("careful", "warning")]
+    null_sink(Progress("frames", 0, 3))
+    assert Progress("frames", 1).total is None
+
+
+def test_config_defaults_are_consistent_and_json_ready():
+    s = C.StyleConfig()
+    assert s.encoder in C.ENCODERS and s.init in C.INITS and s.optimizer in C.OPTIMIZERS and s.device in C.DEVICES
+    assert s.layers() == (C.ENCODER_LAYERS["lite0"]["style"], C.ENCODER_LAYERS["lite0"]["content"])
+    custom = C.replace(s, style_layers=("stem",), content_layers=("block4",))
+    assert custom.layers() == (("stem",), ("block4",))
+    for cfg in (s, C.VideoConfig(), C.DreamConfig(), C.PanoramaConfig(), C.TextConfig()):
+        json.dumps(C.to_dict(cfg))
+    assert C.default(C.StyleConfig, "size") == 512
+    with pytest.raises(Exception):
+        s.size = 3  # frozen
