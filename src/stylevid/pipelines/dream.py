@@ -17,8 +17,9 @@ The pixels climb an objective by normalized gradient ascent, octave by octave, w
   over the unmasked pixels; pixels stay in [0,1].
 - jitter: before each step the picture is rolled circularly by a random (dy, dx) in ``[-jitter, jitter]``
   (from ``runtime.generator(seed, index)``) and rolled back after; with ``wrap_x`` (equirectangular 360)
-  only in x, the encoder sees the picture circularly padded in x, and every resize wraps, so the seam
-  stays seamless.
+  only in x and by any amount in [0, W) (so the encoder's edges fall at a random longitude, not near
+  the seam), the encoder sees the picture circularly padded in x (``WRAP_PAD_*`` columns of context),
+  and every resize wraps, so the seam stays seamless.
 - octaves: sizes ``round(size / octave_scale**k)``, k = octaves-1 … 0, each computed from the full
   size (no drift, odd sizes fine); octaves whose short side would be under ``MIN_OCTAVE_SIDE`` are
   dropped. As in the classic algorithm only the *detail* (dream − base) is carried up: the base of each
@@ -44,18 +45,20 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..config import ENCODER_LAYERS, DreamConfig, to_dict
+from ..config import ENCODER_LAYERS, PROJECTIONS, DreamConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink
 from ..files import check_input, check_output
-from ..images import fit_size, load_image, open_image, save_image, to_tensor, to_uint8
+from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
 from .still import sidecar
 
 MIN_OCTAVE_SIDE = 32      # an octave smaller than this on its short side is dropped
 GUIDE_MAX_SIDE = 512      # the guide is encoded at most this long (its features are matched, not tiled)
+WRAP_PAD_MIN = 96         # wrap_x: columns of circular context on each side (at least) ...
+WRAP_PAD_FRACTION = 0.125  # ... or this fraction of the width
 
 Term = tuple[str, int | None, float]    # (layer, channel or None, weight)
 
@@ -206,7 +209,7 @@ class Dreamer:
     def _encode(self, x: Tensor) -> dict[str, Tensor]:
         if self.cfg.wrap_x:
             w = x.shape[-1]
-            p = min(w, max(32, w // 8))
+            p = min(w, max(WRAP_PAD_MIN, int(w * WRAP_PAD_FRACTION)))
             feats = self.encoder(F.pad(x, (p, p, 0, 0), mode="circular"), self.layers)
             # crop the features back to the picture's own columns (the padding only gives context)
             out = {}
@@ -312,7 +315,9 @@ class Dreamer:
         for i in range(1, steps + 1):
             oy, ox = (torch.randint(-j, j + 1, (2,), generator=g).tolist() if j else (0, 0))
             if cfg.wrap_x:
-                oy = 0
+                # circular in x: any roll is seamless, so roll anywhere; the encoder's edges (where its
+                # padded context ends) then land at a random longitude, not always near the seam
+                oy, ox = 0, int(torch.randint(0, x.shape[-1], (1,), generator=g))
             xr = x.roll((oy, ox), dims=(-2, -1)).requires_grad_(True)
             value = fn(xr)
             (grad,) = torch.autograd.grad(value, xr)
@@ -331,6 +336,21 @@ class Dreamer:
 
 
 # -- files ----------------------------------------------------------------------------------------------
+def is_video(path: str | Path) -> bool:
+    """True when ``path`` does not carry an image extension Pillow knows and PyAV finds a video stream
+    in it (an unreadable file is not a video: the image reader then reports it)."""
+    p = Path(path)
+    if p.suffix.lower() in Image.registered_extensions():
+        return False
+    try:
+        from ..video.probe import probe
+
+        probe(p)
+        return True
+    except Exception:
+        return False
+
+
 def default_output(image: Path, ext: str = ".png") -> Path:
     return Path(f"{image.stem}_dream{ext}")
 
@@ -346,11 +366,14 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
-                on_event: Sink = null_sink, **overrides) -> Path:
+                on_event: Sink = null_sink, projection: str = "auto", **overrides) -> Path:
     """Dream one picture; returns the output path. ``overrides`` replace fields of ``cfg``.
 
     Same input/output rules as ``stylize_image``: inputs checked first, the output refused if it exists
     (unless ``overwrite``) or is an input, atomic save, a JSON sidecar beside it.
+    ``projection`` (auto | equirect | flat, detected as in the 360 mode: XMP GPano, else a 2:1 frame):
+    an equirectangular picture is dreamed with ``wrap_x`` (seamless) and keeps GPano metadata;
+    ``cfg.wrap_x`` forces equirect.
     """
     t0 = time.perf_counter()
     cfg = replace(cfg, **overrides) if overrides else cfg
@@ -358,9 +381,16 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     gpath = check_input(guide, "guide image") if guide is not None else None
     mpath = check_input(mask, "mask image") if mask is not None else None
     validate(cfg)
+    if projection not in PROJECTIONS:
+        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
     out = Path(out) if out else default_output(ipath)
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
+    image_format(out)  # an unknown extension fails now, not after the dream
     picture = load_image(ipath, "input image")
+    from .panorama import detect_projection, gpano_xmp
+
+    proj = "equirect" if cfg.wrap_x else detect_projection(ipath, picture.shape[1], picture.shape[0], projection)
+    cfg = replace(cfg, wrap_x=proj == "equirect")
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
@@ -369,7 +399,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
         picture = to_uint8(resize(to_tensor(picture), (h, w), cfg.wrap_x))
     info(on_event, f"{ipath.name}: {w}x{h}, octaves {' '.join(f'{b}x{a}' for a, b in dreamer.sizes(h, w))} on "
                    f"{dreamer.device} with {cfg.encoder} ({', '.join(_describe(t) for t in dreamer.terms)}"
-                   f"{', guided by ' + gpath.name if gpath else ''})")
+                   f"{', guided by ' + gpath.name if gpath else ''}{', equirect: seamless in x' if cfg.wrap_x else ''})")
 
     def save_intermediate(octave: int, i: int, x: Tensor) -> None:
         if i % cfg.save_every == 0:
@@ -378,9 +408,15 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     t1 = time.perf_counter()
     result = dreamer.dream(picture, mask=mask_array, on_step=save_intermediate if cfg.save_every else None)
     t2 = time.perf_counter()
-    save_image(result, out)
+    xmp = None
+    if cfg.wrap_x:
+        try:
+            xmp = gpano_xmp(read_xmp(ipath), w, h)
+        except Exception:  # unreadable metadata: write a minimal GPano packet
+            xmp = gpano_xmp(None, w, h)
+    save_image(result, out, xmp=xmp)
     sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
-                  "output": str(out), "config": to_dict(cfg), "device": str(dreamer.device),
+                  "output": str(out), "projection": proj, "config": to_dict(cfg), "device": str(dreamer.device),
                   "terms": [list(t) for t in dreamer.terms], "octaves": [list(s) for s in dreamer.sizes(h, w)],
                   "seconds": {"setup": round(t1 - t0, 3), "dream": round(t2 - t1, 3),
                               "total": round(time.perf_counter() - t0, 3)}})
@@ -394,4 +430,4 @@ def _describe(t: Term) -> str:
 
 
 __all__ = ["Dreamer", "dream_image", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
-           "load_mask", "default_output", "MIN_OCTAVE_SIDE"]
+           "load_mask", "default_output", "is_video", "MIN_OCTAVE_SIDE"]
