@@ -173,6 +173,11 @@ def image(
     style_scale: float = O_SSCALE,
     preserve_colors: bool = O_COLORS,
     save_every: int = typer.Option(S.save_every, help="Write an intermediate image every N iterations."),
+    projection: str = typer.Option(C.PanoramaConfig().projection,
+                                   help="auto (XMP GPano or a 2:1 frame → 360), equirect (seamless 360) or flat."),
+    export_cubemap: Optional[Path] = typer.Option(None, help="360: also write the six cube faces into this folder."),
+    views: int = typer.Option(C.PanoramaConfig().views, help="360: views per step, 6 (cube faces), 10, 14 or 18."),
+    face_size: int = typer.Option(C.PanoramaConfig().face_size, help="360: view size in pixels (0: automatic)."),
     seed: int = O_SEED,
     encoder: str = O_ENCODER,
     weights: Optional[Path] = O_WEIGHTS,
@@ -183,13 +188,16 @@ def image(
 ):
     """Paint a photo in the style of one or more paintings."""
     kw = dict(locals())
-    from .pipelines.still import stylize_image
+    from .pipelines.panorama import stylize_panorama
 
-    for k in ("content", "style", "output", "overwrite", "quiet"):
+    for k in ("content", "style", "output", "overwrite", "quiet", "projection", "export_cubemap", "views", "face_size"):
         kw.pop(k)
 
     def job(sink):
-        return stylize_image(content, style, output, style_config(**kw), overwrite=overwrite, on_event=sink)
+        # stylize_panorama detects the projection (says which ran) and runs the flat path for flat pictures
+        pano = C.PanoramaConfig(projection=projection, views=views, face_size=face_size)
+        return stylize_panorama(content, style, output, style_config(**kw), pano, overwrite=overwrite, on_event=sink,
+                                export_cubemap_dir=export_cubemap)
 
     run(job, quiet)
 
@@ -258,7 +266,7 @@ D = C.DreamConfig()
 
 @app.command()
 def dream(
-    input: Path = typer.Argument(..., help="Photo (or equirectangular 360 photo) to dream on."),
+    input: Path = typer.Argument(..., help="Photo, video, or equirectangular 360 photo to dream on."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <input>_dream.png]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
@@ -271,6 +279,12 @@ def dream(
     jitter: int = typer.Option(D.jitter, help="Random shift in pixels before each step."),
     size: int = typer.Option(D.size, help="Long edge of the output in pixels (0: native)."),
     projection: str = typer.Option(C.PanoramaConfig().projection, help="auto, equirect (seamless 360) or flat."),
+    start: float = typer.Option(V.start, help="Video: start at this many seconds."),
+    duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
+    flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
+    crf: int = typer.Option(V.crf, help="Video: H.264 quality (0-51, lower is better)."),
+    restart: bool = typer.Option(False, help="Video: discard finished frames of an earlier run."),
+    keep_work: bool = typer.Option(False, help="Video: keep the work folder after success."),
     save_every: int = typer.Option(D.save_every, help="Write an intermediate image every N steps."),
     seed: int = typer.Option(D.seed, help="Random seed (jitter)."),
     encoder: str = typer.Option(D.encoder, help="lite0, vgg16 or vgg19."),
@@ -290,7 +304,11 @@ def dream(
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
             size=size, seed=seed, save_every=save_every)
         if input.is_file() and is_video(input):
-            raise BadInput(f"{input}: video dream is not supported yet; extract frames or give a photo")
+            from .pipelines.dream import dream_video
+
+            vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
+            return dream_video(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
+                               keep_work=keep_work, on_event=sink, projection=projection)
         return dream_image(input, output, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=sink,
                            projection=projection)
 

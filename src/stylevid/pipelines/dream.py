@@ -423,11 +423,83 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     return out
 
 
+class DreamPainter:
+    """Video dream: frame 1 (and each new shot) dreams from the content; later frames start from the
+    previous dream warped by optical flow where it is reliable (the video pipeline's machinery), with
+    fewer steps (``steps × iterations / first_iterations``), so the dream follows the motion."""
+
+    def __init__(self, dreamer: "Dreamer", warm_steps: int, mask: np.ndarray | None = None):
+        self.dreamer, self.warm_steps, self.mask = dreamer, warm_steps, mask
+        self.device = dreamer.device
+
+    def _mask(self, h: int, w: int):
+        if self.mask is None:
+            return None
+        m = Image.fromarray((np.clip(self.mask, 0, 1) * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+        return np.asarray(m, dtype=np.float32) / 255.0
+
+    def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
+        cfg = self.dreamer.cfg
+        out = self.dreamer.dream(content, seed=cfg.seed, index=t, mask=self._mask(*content.shape[:2]))
+        return out, cfg.steps * cfg.octaves
+
+    def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+        warped, m = previous[0]
+        init = to_uint8(m * warped + (1 - m) * to_tensor(content, self.device))
+        full = self.dreamer.cfg
+        self.dreamer.cfg = replace(full, steps=self.warm_steps)
+        try:
+            out = self.dreamer.dream(content, seed=full.seed, index=t, init=init, mask=self._mask(*content.shape[:2]))
+        finally:
+            self.dreamer.cfg = full
+        return out, self.warm_steps * full.octaves
+
+
+def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
+                vcfg=None, guide: str | Path | None = None, mask: str | Path | None = None,
+                overwrite: bool = False, restart: bool = False, keep_work: bool = False,
+                on_event: Sink = null_sink, projection: str = "auto") -> Path:
+    """Dream every frame of a video, flow-guided, keeping audio and timing; resumable like
+    ``stylize_video`` (same work folder, lock and signals). ``vcfg``: a VideoConfig (its size,
+    window, flow, iterations ratio, crf)."""
+    from ..config import VideoConfig
+    from ..video import probe
+    from .video import run_video
+
+    vcfg = vcfg or VideoConfig(size=cfg.size)
+    vpath = check_input(video, "video")
+    gpath = check_input(guide, "guide image") if guide is not None else None
+    mpath = check_input(mask, "mask image") if mask is not None else None
+    validate(cfg)
+    if projection not in PROJECTIONS:
+        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    out = Path(out) if out else Path(f"{vpath.stem}_dream.mp4")
+    meta = probe(vpath)
+    wrap = cfg.wrap_x or projection == "equirect" or (
+        projection == "auto" and (meta.spherical or meta.width == 2 * meta.height))
+    cfg = replace(cfg, wrap_x=wrap)
+    if wrap:
+        info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
+    guide_image = load_image(gpath, "guide image") if gpath else None
+    mask_array = load_mask(mpath) if mpath else None
+    warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
+
+    def make_painter(size: int, sink: Sink) -> DreamPainter:
+        return DreamPainter(Dreamer(cfg, on_event=sink, guide=guide_image), warm_steps, mask_array)
+
+    others = [p for p in (gpath, mpath) if p is not None]
+    return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg)}, others,
+                     overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
+                     record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
+                             "mask": str(mpath) if mpath else None, "warm_steps": warm_steps},
+                     use_temporal=False, offline=cfg.offline)
+
+
 def _describe(t: Term) -> str:
     name, ch, w = t
     s = name if ch is None else f"{name}:{ch}"
     return s if w == 1 else f"{s}×{w:g}"
 
 
-__all__ = ["Dreamer", "dream_image", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
+__all__ = ["Dreamer", "dream_image", "dream_video", "DreamPainter", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
            "load_mask", "default_output", "is_video", "MIN_OCTAVE_SIDE"]

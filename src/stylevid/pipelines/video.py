@@ -167,6 +167,33 @@ def temporal_term(previous: list[tuple[torch.Tensor, torch.Tensor]], weight: flo
     return extra
 
 
+class StylePainter:
+    """Paints frames with a Stylizer: cold frames coarse-to-fine, warm frames from the warped
+    previous output with the temporal loss."""
+
+    def __init__(self, stylizer: Stylizer, cfg: StyleConfig, vcfg: VideoConfig, wrap_x: bool = False):
+        self.stylizer, self.cfg, self.vcfg, self.wrap_x = stylizer, cfg, vcfg, wrap_x
+        self.device = stylizer.device
+
+    def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
+        out, stats = self.stylizer.stylize(content, seed=self.cfg.seed, index=t, iterations=self.vcfg.first_iterations)
+        return out, sum(stats["iterations"])
+
+    def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+        c = to_tensor(content, self.device)
+        warped, mask = previous[0]
+        init = mask * warped + (1 - mask) * c if self.vcfg.warm_start else self.stylizer.initial(c, self.cfg.seed, t)
+        x, used = self.stylizer.optimize_at(c, init, self.vcfg.iterations,
+                                            temporal_term(previous, self.vcfg.temporal_weight),
+                                            task="iterations", wrap_x=self.wrap_x)
+        out = to_uint8(x)
+        if self.cfg.preserve_colors:
+            from .still import keep_colors
+
+            out = keep_colors(out, content)
+        return out, used
+
+
 def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], out: str | Path | None = None,
                   cfg: StyleConfig = StyleConfig(), vcfg: VideoConfig = VideoConfig(), overwrite: bool = False,
                   restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
@@ -177,23 +204,44 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     ``make_stylizer`` lets the 360 mode plug in its stylizer; ``wrap_x`` makes flow and warping
     circular in x (equirectangular frames).
     """
-    t_start = time.perf_counter()
     styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
     inp = check_input(input, "video")
     spaths = [check_input(s, "style image") for s in styles]
     if not spaths:
         raise BadInput("give at least one --style image")
     validate(cfg, len(spaths))
-    validate_video(vcfg)
     out = Path(out) if out else default_video_output(inp, spaths)
-    check_output(out, [inp, *spaths], overwrite)
+
+    def make_painter(size: int, sink: Sink):
+        style_images = [load_image(s, "style image") for s in spaths]
+        stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
+        return StylePainter(stylizer, cfg, vcfg, wrap_x)
+
+    return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg)}, spaths, overwrite=overwrite,
+                     restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
+                     record={"styles": [str(s) for s in spaths], "config": to_dict(cfg)},
+                     use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline)
+
+
+def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object], vcfg: VideoConfig,
+              settings: dict, extra_inputs: Sequence[Path] = (), overwrite: bool = False, restart: bool = False,
+              keep_work: bool = False, on_event: Sink = null_sink, wrap_x: bool = False, record: dict | None = None,
+              use_temporal: bool = True, offline: bool = False) -> Path:
+    """The resumable frame loop shared by ``stylize_video`` and video dream.
+
+    ``make_painter(long_edge, sink)`` returns an object with ``cold(content, t)`` and
+    ``warm(content, previous, t)`` (each → (uint8 image, iterations used)) and a ``device``;
+    ``settings`` (with ``vcfg``) key the work folder.
+    """
+    t_start = time.perf_counter()
+    validate_video(vcfg)
+    check_output(out, [inp, *extra_inputs], overwrite)
     meta = probe(inp)
-    style_images = [load_image(s, "style image") for s in spaths]
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
-    frame_settings = {"style": to_dict(cfg), "video": {k: v for k, v in to_dict(vcfg).items()
-                                                       if k not in ("crf", "preview")}, "wrap_x": wrap_x}
-    key_src = json.dumps({"input": file_identity(inp), "styles": [file_identity(s) for s in spaths],
+    frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
+                      "wrap_x": wrap_x}
+    key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
@@ -202,13 +250,14 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
         if restart and work_root.exists():
             shutil.rmtree(work_root)
-        work = WorkFolder(work_root, key, {"input": str(inp), "styles": [str(s) for s in spaths], **frame_settings})
+        work = WorkFolder(work_root, key, {"input": str(inp), "others": [str(s) for s in extra_inputs],
+                                           **frame_settings})
         done = work.done_prefix()
         if done:
             info(on_event, f"resuming: {done} finished frames found in {work_root}")
         watch = Watch(on_event, flag)
         try:
-            stats = _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, wrap_x)
+            stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline)
         except _Stop:
             n = work.done_prefix()
             raise Interrupted(f"{out}: stopped by {SIGNAL_NAMES.get(flag.signum, 'a signal')} after {n} finished "
@@ -220,11 +269,10 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
                            crf=vcfg.crf, expected=n, overwrite=overwrite, on_event=on_event)
         if vcfg.preview:
             write_preview(inp, work, vcfg, out.with_suffix(".preview.png"), on_event)
-        sidecar(out, {"input": str(inp), "styles": [str(s) for s in spaths], "output": str(out),
-                      "config": to_dict(cfg), "video": to_dict(vcfg), "wrap_x": wrap_x,
-                      "video_codec": written.codec, "audio": list(written.audio), "subtitles": written.subtitles,
-                      "size": [written.width, written.height], "rotation": meta.rotation, **stats,
-                      "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
+        sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
+                      "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
+                      "subtitles": written.subtitles, "size": [written.width, written.height],
+                      "rotation": meta.rotation, **stats, "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
         if not keep_work:
             shutil.rmtree(work_root, ignore_errors=True)
     return out
@@ -237,20 +285,21 @@ def _frame(work: WorkFolder, i: int) -> np.ndarray:
     return img
 
 
-def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, wrap_x) -> dict:
-    """Stylize every frame of the window not yet in the work folder."""
+def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline) -> dict:
+    """Paint every frame of the window not yet in the work folder."""
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
     size = vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0  # never upscale
     frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event)
-    stylizer = None
+    painter = None
     cache = FlowCache(work.root / "flows")
     history: dict[int, np.ndarray] = {}     # earlier outputs (uint8, as saved) for warm starts
     contents: dict[int, np.ndarray] = {}    # earlier content frames, for long-term flows
     keep = max(vcfg.long_term)
+    needs_flow = vcfg.warm_start or use_temporal
     cold_its, warm_its, cuts, n = [], [], [], 0
     t0 = time.perf_counter()
-    flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+    flow_kw = {"weights_path": raft_file(offline)} if vcfg.flow == "raft" else {}
     with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw) as pre:
         it = iter(frames)
         cur = next(it, None)
@@ -259,64 +308,53 @@ def _run(inp, meta, style_images, cfg, vcfg, work, done, watch, make_stylizer, w
             t = cur.index
             content = cur.image
             # Start the next pair's flow now: it runs in a thread while this frame optimizes.
-            if nxt is not None and nxt.index >= done and (vcfg.warm_start or vcfg.temporal_weight > 0):
+            if nxt is not None and nxt.index >= done and needs_flow:
                 pre.submit(nxt.index, content, nxt.image)
             result = work.load(t) if t < done else None
             if result is None:
-                if stylizer is None:
-                    scfg = replace(cfg, size=max(content.shape[:2]))
-                    stylizer = (make_stylizer or Stylizer)(scfg, style_images, watch)
-                result, used, cold = _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre,
-                                                    wrap_x, flow_kw)
+                if painter is None:
+                    painter = make_painter(max(content.shape[:2]), watch)
+                previous = []
+                if t > 0 and needs_flow:
+                    previous = _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, painter.device)
+                if previous:
+                    result, used = painter.warm(content, previous, t)
+                    warm_its.append(used)
+                else:
+                    result, used = painter.cold(content, t)
+                    cold_its.append(used)
+                    if t > 0:
+                        cuts.append(t)
                 result = work.save(t, result)
-                (cold_its if cold else warm_its).append(used)
-                if cold and t > 0:
-                    cuts.append(t)
                 watch.check()
-            on_event(Progress("frames", t + 1, total, detail=""))
+            on_event(Progress("frames", t + 1, total))
             history[t], contents[t] = result, content
             for old in [k for k in history if k < t + 1 - keep]:
                 history.pop(old), contents.pop(old)
             n = t + 1
             cur = nxt
     elapsed = time.perf_counter() - t0
-    if cuts:
+    if cuts and needs_flow:
         info(on_event, f"new shots detected at frames {', '.join(map(str, cuts))}")
     return {"frames": n, "resumed_from": done, "cold_iterations": cold_its, "warm_iterations": warm_its,
-            "shots": [0, *cuts], "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
+            "shots": [0, *cuts] if needs_flow else None,
+            "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
 
 
-def _stylize_frame(stylizer, cfg, vcfg, t, content, contents, history, pre, wrap_x, flow_kw):
-    """Returns (uint8 result, iterations used, cold start?)."""
-    dev = stylizer.device
-    c = to_tensor(content, dev)
-    previous = []
-    if t > 0 and (vcfg.warm_start or vcfg.temporal_weight > 0):
-        fwd, bwd = pre.get(t, contents[t - 1], content)
-        fwd, bwd = flow_tensor(fwd, dev), flow_tensor(bwd, dev)
-        mask = reliability(fwd, bwd, wrap_x)
-        previous.append((warp(to_tensor(history[t - 1], dev), bwd, wrap_x), mask))
-        if float(mask.mean()) < vcfg.cut_threshold:
-            previous = []  # a new shot: the old picture must not be dragged into it
-        else:
-            for j in vcfg.long_term:
-                if j > 1 and t - j in history:
-                    f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x, **flow_kw), dev)
-                    b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x, **flow_kw), dev)
-                    previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), reliability(b, f, wrap_x)))
-    if not previous:
-        out, stats = stylizer.stylize(content, seed=cfg.seed, index=t, iterations=vcfg.first_iterations)
-        return out, sum(stats["iterations"]), True
-    warped, mask = previous[0]
-    init = mask * warped + (1 - mask) * c if vcfg.warm_start else stylizer.initial(c, cfg.seed, t)
-    x, used = stylizer.optimize_at(c, init, vcfg.iterations, temporal_term(previous, vcfg.temporal_weight),
-                                   task="iterations", wrap_x=wrap_x)
-    out = to_uint8(x)
-    if cfg.preserve_colors:
-        from .still import keep_colors
-
-        out = keep_colors(out, content)
-    return out, used, False
+def _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, dev) -> list:
+    """Earlier outputs warped onto frame t with their reliability masks, nearer first; [] at a new shot."""
+    fwd, bwd = pre.get(t, contents[t - 1], content)
+    fwd, bwd = flow_tensor(fwd, dev), flow_tensor(bwd, dev)
+    mask = reliability(fwd, bwd, wrap_x)
+    if float(mask.mean()) < vcfg.cut_threshold:
+        return []  # a new shot: the old picture must not be dragged into it
+    previous = [(warp(to_tensor(history[t - 1], dev), bwd, wrap_x), mask)]
+    for j in vcfg.long_term:
+        if j > 1 and t - j in history:
+            f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x, **flow_kw), dev)
+            b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x, **flow_kw), dev)
+            previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), reliability(b, f, wrap_x)))
+    return previous
 
 
 def write_preview(inp: Path, work: WorkFolder, vcfg: VideoConfig, path: Path, on_event: Sink, count: int = 6) -> Path:

@@ -9,6 +9,7 @@ otherwise raise ``UnicodeDecodeError``). PyAV's many exception types, and FFmpeg
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -77,6 +78,10 @@ def ffmpeg_log() -> Iterator[list]:
     Trap: PyAV ignores FFmpeg's log by default, so exceptions lack the real reason ("moov atom not
     found"); switching the log on without a Capture sends lines to Python logging, which prints them.
     """
+    # Trap: with the log on, FFmpeg's worker threads call back into Python for the GIL. Freeing a
+    # threaded codec context (a stream's __dealloc__, run by the garbage collector while we hold the
+    # GIL) joins those threads: a deadlock. Collect leftover streams *before* switching the log on.
+    gc.collect()
     previous = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)
     try:
