@@ -128,16 +128,24 @@ def test_view_weights_cover_the_sphere_once():
     assert float(S.pixel_solid_angle(64, 90).sum()) == pytest.approx(4 * math.pi / 6, rel=0.01)
 
 
-def test_row_blur_matches_a_circular_box():
-    x = torch.rand(1, 1, 4, 40, dtype=torch.float64)
-    widths = torch.tensor([1.0, 2.0, 7.0, 40.0])
-    out = S.prefilter_rows(x.float(), widths)
-    assert torch.equal(out[0, 0, 0], x[0, 0, 0].float())               # narrow rows untouched
-    row = x[0, 0, 1]
-    assert torch.allclose(out[0, 0, 1].double(), (0.5 * row.roll(1) + row + 0.5 * row.roll(-1)) / 2, atol=1e-5)
-    row = x[0, 0, 2]
-    box7 = sum(row.roll(k) for k in range(-3, 4)) / 7
-    assert torch.allclose(out[0, 0, 2].double(), box7, atol=1e-5)
-    assert torch.allclose(out[0, 0, 3].double(), x[0, 0, 3].mean().expand(40), atol=1e-5)  # whole row
-    widths_full = S.row_blur_widths(48, 96, 40, 100)
-    assert widths_full[0] > widths_full[24] and float(widths_full.min()) >= 1.0
+def test_latitude_grid_packs_polar_rows():
+    widths = S.row_widths(48, 96, 40, 100)
+    assert widths[0] > widths[12] > widths[24] and float(widths.min()) >= 1.0
+    g = S.LatitudeGrid(48, 96, widths)
+    counts = {int(r): n for rows, n in g.levels for r in rows}
+    assert counts[24] == 96 and counts[0] < counts[5] < 96 and counts[47] == counts[0]
+    assert g.size == sum(counts.values()) < 48 * 96
+    eq = sphere_equirect(48, 96)
+    y = g.pack(eq)
+    assert y.shape == (1, 3, g.size)
+    back = g.unpack(y)
+    assert back.shape == eq.shape
+    assert torch.equal(back[..., 20:28, :], eq[..., 20:28, :])       # full rows near the equator
+    assert (back - eq).abs().mean() < 0.01                           # smooth texture: little lost
+    const_rows = torch.rand(1, 3, 48, 1).expand(1, 3, 48, 96)
+    assert torch.allclose(g.project(const_rows), const_rows, atol=1e-6)
+    # differentiable: a view of the pole reaches the packed polar samples
+    leaf = y.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(S.sample_view(g.unpack(leaf), S.perspective_grid(0, 90, 90, 24)).sum(), leaf)
+    first = g.levels[-1][1] * len(g.levels[-1][0])                    # the most reduced rows come last
+    assert grad[..., -first:].abs().sum() > 0

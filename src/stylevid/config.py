@@ -48,8 +48,8 @@ class StyleConfig:
     device: str = "auto"
     size: int = 512                     # long edge of the output, pixels
     scales: int = 2                     # coarse-to-fine levels, each half the size of the next
-    iterations: int = 80                # optimizer iterations at the final scale
-    coarse_iterations: int = 100        # iterations at each coarser scale
+    iterations: int = 60                # optimizer iterations at the final scale
+    coarse_iterations: int = 80         # iterations at each coarser scale
     optimizer: str = "lbfgs"
     lr: float = 0.02                    # Adam step on [0,1] pixels
     content_weight: float = 0.05
@@ -77,7 +77,7 @@ class VideoConfig:
     """Flow-guided video stylization (Ruder, Dosovitskiy, Brox)."""
 
     size: int = 360                     # working long edge; 0 = native
-    first_iterations: int = 120         # frame 1 (and each new shot) at the final scale
+    first_iterations: int = 100         # frame 1 (and each new shot) at the final scale
     iterations: int = 30                # warm frames
     temporal_weight: float = 5.0
     warm_start: bool = True

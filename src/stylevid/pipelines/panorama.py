@@ -8,13 +8,16 @@ longitude, continuous across the poles), runs the encoder on the views in batche
   direction of the sphere counts once, by its area: the stretched poles do not dominate), matched
   to the style's Gram; views weighted by the share of the sphere they stand for;
 - content: the same weighting, against the content's views sampled the same way;
-- total variation on the equirect with ``wrap_x`` (the left and right edges are neighbours);
+- total variation on the equirect with ``wrap_x`` (the left and right edges are neighbours), rows
+  weighted by their area (cos latitude);
 - ``extra(x)`` (the video pipeline's temporal term), on the equirect.
 
 The view set is rotated about the vertical axis by a seeded random yaw every few iterations, so
-no view border stays in place. Rows near the poles are box-blurred horizontally before sampling
-(``sphere.RowBlur``, linear) so the gradient of one view sample reaches every equirect pixel it
-stands for. Memory depends on the face size and the batch of views, not on the panorama: the views
+no view border stays in place. The variable is held in a latitude-adaptive form
+(``sphere.LatitudeGrid``): rows near the poles keep only as many samples as the views can resolve
+(W/2^k), expanded to W columns by circular interpolation. A polar sample then moves the picture as
+much as an equatorial one (L-BFGS stays well conditioned at the poles), and the picture has no
+detail along the polar rows that the views cannot see (it would show as radial streaks). Memory depends on the face size and the batch of views, not on the panorama: the views
 are processed in batches and their gradients accumulated (the L-BFGS history, 40 copies of the
 variable, is the part that grows with the panorama; Adam keeps 2).
 
@@ -39,7 +42,6 @@ from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
-from ..losses import total_variation
 from ..optimize import optimize
 from ..runtime import generator
 from .. import sphere as S
@@ -65,21 +67,16 @@ class _WithGrad(torch.autograd.Function):
 class SphereObjective:
     """The 360 loss of one optimization: content, style targets, views, weights and the rotation."""
 
-    def __init__(self, st: "PanoramaStylizer", content: Tensor, extra: Extra | None = None):
+    def __init__(self, st: "PanoramaStylizer", content: Tensor, extra: Extra | None = None, yaw: float = 0.0):
         self.st, self.extra = st, extra
         cfg = st.cfg
         h, w = content.shape[-2:]
-        dev = content.device
         self.face = st.face_size_for(w)
         self.views = st.views
-        fov = self.views[0].fov
-        self.lon, self.lat = (t.to(dev) for t in S.views_lonlat(self.views, self.face))
-        self.blur = S.RowBlur(S.row_blur_widths(h, w, self.face, fov), w, device=dev)
-        pix = S.view_weights(self.views, self.face).to(dev)               # N×1×F×F, sums to 4π
-        share = pix.sum((1, 2, 3))
+        self.lon, self.lat, self.grid_lat, self.pix, self._wcache = st.geometry(h, w, content.device)
+        self.row_area = torch.cos(S.equirect_lonlat(h, w, content.device)[1]).view(1, 1, h, 1)
+        share = self.pix.sum((1, 2, 3))
         self.share = share / share.sum()                                   # each view's part of the sphere
-        self.pix = pix
-        self._wcache: dict[tuple, Tensor] = {}
         self.style = st.style_loss_for(max(h, w)) if cfg.style_weight > 0 else None
         self.content = content
         self.want_content = cfg.content_weight > 0
@@ -88,9 +85,9 @@ class SphereObjective:
         per = max(1, st.batch_pixels // (self.face * self.face))
         n = len(self.views)
         self.chunks = [list(range(i, min(n, i + per))) for i in range(0, n, per)]
-        self._content_in = self.blur(content)
+        self._content_in = self.grid_lat.project(content)                 # what the variable can hold
         self.yaw = None
-        self.set_yaw(0.0)
+        self.set_yaw(yaw)
 
     # -- weights --------------------------------------------------------------------------------
     def _weights(self, hw: tuple[int, int], kind: str) -> Tensor:
@@ -154,31 +151,49 @@ class SphereObjective:
             loss = loss + cfg.content_weight * c_loss / len(self.st.content_layers)
         return loss
 
-    def view_loss(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """(loss value, its gradient with respect to ``x``), computed view batch by view batch."""
+    def tv(self, x: Tensor) -> Tensor:
+        """Total variation, circular in longitude, each row weighted by its area (cos latitude)."""
+        a = self.row_area
+        dx = ((x - x.roll(1, dims=-1)).abs() * a).sum() / (a.sum() * x.shape[1] * x.shape[-1])
+        ay = (a[..., 1:, :] + a[..., :-1, :]) / 2
+        dy = ((x[..., 1:, :] - x[..., :-1, :]).abs() * ay).sum() / (ay.sum() * x.shape[1] * x.shape[-1])
+        return dx + dy
+
+    def picture_loss(self, pic: Tensor, with_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(loss, its gradient with respect to the equirect ``pic``), view batch by view batch."""
+        cfg = self.st.cfg
         with torch.enable_grad():
-            leaf = x.detach().requires_grad_(True)
-            xf = self.blur(leaf)
-            xd = xf.detach().requires_grad_(True)
-            total = x.new_zeros(())
+            xd = pic.detach().requires_grad_(True)
+            total = pic.new_zeros(())
             gacc = torch.zeros_like(xd)
             for ci in range(len(self.chunks)):
                 loss = self.chunk_loss(xd, ci)
                 (g,) = torch.autograd.grad(loss, xd)
                 gacc += g
                 total = total + loss.detach()
-            (grad,) = torch.autograd.grad(xf, leaf, grad_outputs=gacc)
-        return total, grad.contiguous()
+            dense = xd.new_zeros(())
+            if cfg.tv_weight > 0:
+                dense = dense + cfg.tv_weight * self.tv(xd)
+            if self.extra is not None:
+                dense = dense + self.extra(xd)
+            if dense.requires_grad:
+                (g,) = torch.autograd.grad(dense, xd)
+                gacc += g
+            total = total + dense.detach()
+        return total, gacc
 
-    def __call__(self, x: Tensor) -> Tensor:
-        value, grad = self.view_loss(x)
-        loss = _WithGrad.apply(x, value, grad)
-        cfg = self.st.cfg
-        if cfg.tv_weight > 0:
-            loss = loss + cfg.tv_weight * total_variation(x, wrap_x=True)
-        if self.extra is not None:
-            loss = loss + self.extra(x)
-        return loss
+    def view_loss(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Loss of an equirect picture ``x`` (1×3×H×W) and its gradient (evaluation, tests)."""
+        return self.picture_loss(x)
+
+    def __call__(self, y: Tensor) -> Tensor:
+        """Loss of the packed variable ``y`` (``LatitudeGrid``), gradient attached."""
+        with torch.enable_grad():
+            leaf = y.detach().requires_grad_(True)
+            pic = self.grid_lat.unpack(leaf)
+            value, gpic = self.picture_loss(pic)
+            (grad,) = torch.autograd.grad(pic, leaf, grad_outputs=gpic)
+        return _WithGrad.apply(y, value, grad.contiguous())
 
 
 class PanoramaStylizer(Stylizer):
@@ -202,10 +217,24 @@ class PanoramaStylizer(Stylizer):
         self.pano = pano
         self.views = S.view_set(pano.views)
         # L-BFGS builds curvature from consecutive gradients: rotating every iteration feeds it noise.
-        self.rotate_every = rotate_every or (1 if cfg.optimizer == "adam" else 8)
+        self.rotate_every = rotate_every or (1 if cfg.optimizer == "adam" else 4)
         cuda = self.device.type == "cuda"
         self.batch_pixels = batch_pixels or (8 << 20 if cuda else 1 << 20)
         self._calls = 0
+        self._geometry: dict = {}
+
+    def geometry(self, h: int, w: int, device) -> tuple:
+        """View longitudes/latitudes, the row prefilter, the pixel weights (N×1×F×F, summing to 4π)
+        and a cache for their pooled versions: computed once per equirect size (video frames reuse them)."""
+        face = self.face_size_for(w)
+        key = (h, w, face, str(device))
+        if key not in self._geometry:
+            fov = self.views[0].fov
+            lon, lat = (t.to(device) for t in S.views_lonlat(self.views, face))
+            grid = S.LatitudeGrid.for_views(h, w, face, fov)
+            pix = S.view_weights(self.views, face).to(device)
+            self._geometry = {key: (lon, lat, grid, pix, {})}             # keep one size: bounded memory
+        return self._geometry[key]
 
     def face_size_for(self, width: int) -> int:
         if self.pano.face_size:
@@ -216,8 +245,9 @@ class PanoramaStylizer(Stylizer):
     def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
         return S.resize_equirect(x, size)
 
-    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = True) -> SphereObjective:
-        return SphereObjective(self, content, extra)
+    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = True,
+                  yaw: float = 0.0) -> SphereObjective:
+        return SphereObjective(self, content, extra, yaw)
 
     def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
                     on_step=None, task: str = "iterations", wrap_x: bool = True, seed: int | None = None,
@@ -229,19 +259,21 @@ class PanoramaStylizer(Stylizer):
             if index is None:
                 index, self._calls = self._calls, self._calls + 1
             gen = generator(self.cfg.seed if seed is None else seed, index)
-        obj = self.objective(content, extra)
-        obj.set_yaw(float(torch.rand((), generator=gen)) * 2 * math.pi)
+        obj = self.objective(content, extra, yaw=float(torch.rand((), generator=gen)) * 2 * math.pi)
         every = self.rotate_every
+        grid = obj.grid_lat
 
-        def step(i: int, x: Tensor) -> None:
+        def step_packed(i: int, y: Tensor) -> None:
             if i % every == 0:
                 obj.set_yaw(float(torch.rand((), generator=gen)) * 2 * math.pi)
             if on_step is not None:
-                on_step(i, x)
+                on_step(i, grid.unpack(y).clamp(0, 1))
 
-        x, used, _ = optimize(init, obj, iterations, self.cfg.optimizer, self.cfg.lr, self.cfg.early_stop_tol,
-                              max(self.cfg.early_stop_patience, 2 * every), self.on_event, task, step)
-        return x, used
+        # a rotation bumps the loss: give early stopping a few rotations of patience
+        y, used, _ = optimize(grid.pack(init), obj, iterations, self.cfg.optimizer, self.cfg.lr,
+                              self.cfg.early_stop_tol, max(self.cfg.early_stop_patience, 4 * every), self.on_event,
+                              task, step_packed)
+        return grid.unpack(y).clamp(0, 1), used
 
     def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,
                 on_step: Callable[[int, int, Tensor], None] | None = None,

@@ -18,7 +18,7 @@ from ..encoders import load_encoder
 from ..errors import BadInput
 from ..events import Sink, info, null_sink
 from ..files import atomic_write_text, check_input, check_output
-from ..images import fit_size, load_image, resize, save_image, to_tensor, to_uint8
+from ..images import fit_size, image_format, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import ContentLoss, StyleLoss, total_variation
 from ..optimize import optimize
 from ..runtime import generator, pick_device
@@ -53,6 +53,14 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
             raise BadInput("--style-blend weights must be non-negative with a positive sum")
     if cfg.lr <= 0:
         raise BadInput("--lr must be positive")
+    style_layers = cfg.layers()[0]
+    for name, w in cfg.layer_weights.items():
+        if name not in style_layers:
+            raise BadInput(f"--layer-weight {name}: not one of the style layers ({', '.join(style_layers)})")
+        if not w >= 0:
+            raise BadInput(f"--layer-weight {name}:{w}: weights must be 0 or more")
+    if sum(cfg.layer_weights.get(k, 1.0) for k in style_layers) <= 0:
+        raise BadInput("--layer-weight: at least one style layer needs a positive weight")
 
 
 class Stylizer:
@@ -151,7 +159,7 @@ class Stylizer:
         for level, size in enumerate(sizes):
             c = resize(full, size)
             x = self.initial(c, seed, index) if x is None else resize(x, size).clamp(0, 1)
-            its = (iterations or self.cfg.iterations) if level == len(sizes) - 1 else self.cfg.coarse_iterations
+            its = (self.cfg.iterations if iterations is None else iterations) if level == len(sizes) - 1 else self.cfg.coarse_iterations
             step = (lambda i, xx, lv=level: on_step(lv, i, xx)) if on_step else None
             x, n = self.optimize_at(c, x, its, on_step=step,
                                     task=f"scale {level + 1}/{len(sizes)} {size[1]}x{size[0]}")
@@ -200,6 +208,7 @@ def stylize_image(content: str | Path, styles: str | Path | Sequence[str | Path]
     validate(cfg, len(spaths))
     out = Path(out) if out else default_output(cpath, spaths)
     check_output(out, [cpath, *spaths], overwrite)
+    image_format(out)  # an unknown extension fails now, not after the optimization
     image = load_image(cpath, "content image")
     style_images = [load_image(s, "style image") for s in spaths]
     stylizer = Stylizer(cfg, style_images, on_event)

@@ -1,0 +1,185 @@
+"""360 pipeline: tiny real-encoder stylizations of a synthetic 96×48 equirect, detection, metadata."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stylevid import sphere as S
+from stylevid.config import PanoramaConfig, StyleConfig
+from stylevid.errors import BadInput
+from stylevid.events import Message
+from stylevid.images import read_xmp, save_image, to_tensor
+from stylevid.pipelines.panorama import (PanoramaStylizer, detect_projection, export_cubemap, gpano_projection,
+                                         gpano_xmp, minimal_gpano_xmp, projection_reason, stylize_panorama)
+
+H, W = 48, 96
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """A shared 2-core box: one thread avoids oversubscription (tiny convolutions are 50x faster)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def synthetic_pano(h: int = H, w: int = W) -> np.ndarray:
+    """A seamless textured sphere rendered to an equirect (uint8 H×W×3)."""
+    lon, lat = S.equirect_lonlat(h, w, dtype=torch.float64)
+    x, y, z = S.lonlat_to_dirs(lon, lat).unbind(-1)
+    img = torch.stack([0.5 + 0.4 * torch.sin(7 * x + 1) * torch.cos(5 * y), 0.5 + 0.4 * torch.sin(9 * y + 3 * z),
+                       0.5 + 0.4 * torch.cos(6 * z - 4 * x)], -1)
+    return (img.numpy() * 255).round().astype(np.uint8)
+
+
+def synthetic_style() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    blocks = np.kron(rng.random((8, 8, 3)), np.ones((8, 8, 1)))
+    yy, xx = np.mgrid[0:64, 0:64]
+    stripes = (np.sin((xx + yy) / 2.0) > 0)[..., None]
+    return ((0.6 * blocks + 0.4 * stripes) * 255).astype(np.uint8)
+
+
+CFG = StyleConfig(size=W, scales=1, iterations=8, device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    return PanoramaStylizer(CFG, [synthetic_style()])
+
+
+def test_stylization_is_seamless(stylizer):
+    content = synthetic_pano()
+    out, stats = stylizer.stylize(content)
+    assert out.shape == content.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - content).mean() > 3           # it did stylize
+    assert stats["projection"] == "equirect" and stats["views"] == 6
+    assert S.seam_ratio(out) <= 1.2
+    assert stats["seam_ratio"] == pytest.approx(S.seam_ratio(out), abs=1e-3)
+    again, _ = stylizer.stylize(content)                            # seeded: repeats itself
+    assert np.array_equal(out, again)
+
+
+def test_rolled_input_is_seamless_at_the_new_seam(stylizer):
+    rolled = np.roll(synthetic_pano(), W // 2, axis=1)
+    out, _ = stylizer.stylize(rolled)
+    assert S.seam_ratio(out) <= 1.2
+
+
+def test_optimize_at_for_video(stylizer):
+    c = to_tensor(synthetic_pano())
+    calls = []
+
+    def extra(x):
+        calls.append(x.shape)
+        return (x - c).pow(2).mean()
+
+    x, used = stylizer.optimize_at(c, c.clone(), 2, extra=extra, wrap_x=True, index=5)
+    assert x.shape == c.shape and used == 2 and calls
+    x2, _ = stylizer.optimize_at(c, c.clone(), 2, extra=extra, index=5)
+    assert torch.equal(x, x2)                                       # (seed, index) fixes the rotations
+    assert stylizer.resize(c, (24, 48)).shape == (1, 3, 24, 48) and stylizer.wrap_x
+
+
+def test_views_are_validated():
+    with pytest.raises(BadInput):
+        PanoramaStylizer(CFG, [synthetic_style()], pano=PanoramaConfig(views=7))
+
+
+def test_detection():
+    assert detect_projection(None, 200, 100) == "equirect"
+    assert detect_projection(None, 1920, 1080) == "flat"
+    assert detect_projection(None, 200, 100, "flat") == "flat"
+    assert detect_projection(None, 640, 480, "equirect") == "equirect"
+    xmp = minimal_gpano_xmp(300, 150)
+    assert gpano_projection(xmp) == "equirectangular"
+    assert detect_projection(xmp, 301, 100) == "equirect"           # XMP wins over the shape
+    cyl = xmp.replace(b"equirectangular", b"cylindrical")
+    assert detect_projection(cyl, 200, 100) == "flat"
+    partial = minimal_gpano_xmp(300, 150).replace(b'FullPanoWidthPixels="300"', b'FullPanoWidthPixels="600"')
+    assert detect_projection(partial, 300, 150) == "flat"
+    with pytest.raises(BadInput):
+        projection_reason(None, 200, 100, "sphere")
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
+def test_xmp_gpano_round_trip(tmp_path, ext):
+    src = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description rdf:about="" xmlns:GPano="http://ns.google.com/photos/1.0/panorama/" '
+           b'GPano:ProjectionType="equirectangular" GPano:PoseHeadingDegrees="295" '
+           b'GPano:CroppedAreaImageWidthPixels="10000" GPano:CroppedAreaImageHeightPixels="5000" '
+           b'GPano:FullPanoWidthPixels="10000" GPano:FullPanoHeightPixels="5000" GPano:CroppedAreaLeftPixels="0" '
+           b'GPano:CroppedAreaTopPixels="0"><GPano:InitialViewHeadingDegrees>90</GPano:InitialViewHeadingDegrees>'
+           b'</rdf:Description></rdf:RDF></x:xmpmeta>')
+    p = tmp_path / f"pano{ext}"
+    save_image(synthetic_pano(), p, xmp=src)
+    assert read_xmp(p) == src and detect_projection(p, W, H) == "equirect"
+    scaled = gpano_xmp(read_xmp(p), W, H)
+    assert b'FullPanoWidthPixels="96"' in scaled and b'CroppedAreaImageHeightPixels="48"' in scaled
+    assert b'PoseHeadingDegrees="295"' in scaled and b"<GPano:InitialViewHeadingDegrees>90<" in scaled
+    assert gpano_xmp(None, W, H) == minimal_gpano_xmp(W, H)
+
+
+def test_stylize_panorama_end_to_end(tmp_path):
+    content = tmp_path / "pano.jpg"
+    style = tmp_path / "style.png"
+    save_image(synthetic_pano(), content, xmp=minimal_gpano_xmp(W * 10, H * 10))
+    save_image(synthetic_style(), style)
+    events = []
+    cfg = StyleConfig(size=W, scales=2, iterations=3, coarse_iterations=2, device="cpu")
+    out = stylize_panorama(content, style, tmp_path / "out.jpg", cfg, on_event=events.append,
+                           export_cubemap_dir=tmp_path / "cube")
+    rec = json.loads((tmp_path / "out.jpg.json").read_text())
+    assert rec["projection"] == "equirect" and rec["seam_ratio"] < 2 and rec["xmp_gpano"]
+    assert rec["sizes"][-1] == [48, 96]
+    assert gpano_projection(read_xmp(out)) == "equirectangular"
+    assert b'FullPanoWidthPixels="96"' in read_xmp(out)
+    assert sorted(p.name for p in (tmp_path / "cube").iterdir()) == sorted(
+        f"{n}.png" for n in ("front", "right", "back", "left", "up", "down"))
+    assert any(isinstance(e, Message) and "equirect" in e.text and "projection" in e.text for e in events)
+
+
+def test_stylize_panorama_flat_input(tmp_path):
+    content = tmp_path / "photo.png"
+    style = tmp_path / "style.png"
+    save_image(synthetic_pano(48, 64), content)                     # 4:3, no XMP → flat
+    save_image(synthetic_style(), style)
+    cfg = StyleConfig(size=64, scales=1, iterations=2, device="cpu")
+    out = stylize_panorama(content, style, tmp_path / "out.png", cfg)
+    rec = json.loads((tmp_path / "out.png.json").read_text())
+    assert rec["projection"] == "flat" and "seam_ratio" in rec and not rec["xmp_gpano"]
+    assert read_xmp(out) is None
+
+
+def test_export_cubemap_faces_match_views(tmp_path):
+    eq = synthetic_pano()
+    paths = export_cubemap(eq, tmp_path / "faces", size=16)
+    assert len(paths) == 6
+    from stylevid.images import load_image
+    front = load_image(tmp_path / "faces" / "front.png")
+    ref = S.sample_view(to_tensor(eq), S.perspective_grid(0, 0, 90, 16))
+    assert np.abs(front.astype(float) - ref[0].permute(1, 2, 0).numpy() * 255).max() <= 1
+
+
+def test_cli_image_projection_options(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from stylevid.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    save_image(synthetic_pano(), tmp_path / "pano.png")
+    save_image(synthetic_style(), tmp_path / "paint.png")
+    fast = ["--size", "48", "--scales", "1", "--iterations", "2", "--device", "cpu"]
+    r = CliRunner().invoke(app, ["image", "pano.png", "-s", "paint.png", "-o", "out.png", "--export-cubemap", "cube",
+                                 *fast])
+    assert r.exit_code == 0, r.output
+    assert "projection: equirect" in r.output and (tmp_path / "cube" / "up.png").is_file()
+    assert gpano_projection(read_xmp(tmp_path / "out.png")) == "equirectangular"
+    r = CliRunner().invoke(app, ["image", "pano.png", "-s", "paint.png", "-o", "flat.png", "--projection", "flat",
+                                 *fast])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "flat.png.json").read_text())["projection"] == "flat"
+    r = CliRunner().invoke(app, ["image", "pano.png", "-s", "paint.png", "--projection", "globe", *fast])
+    assert r.exit_code == 2
