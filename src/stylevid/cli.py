@@ -220,6 +220,8 @@ def video(
     cut_threshold: float = typer.Option(V.cut_threshold, help="Reliable fraction under which a frame starts a new shot."),
     crf: int = typer.Option(V.crf, help="H.264 quality (0-51, lower is better)."),
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
+    projection: str = typer.Option(C.PanoramaConfig().projection,
+                                   help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
     restart: bool = typer.Option(False, help="Discard finished frames of an earlier run and start over."),
     keep_work: bool = typer.Option(False, help="Keep the work folder (finished frames, flows) after success."),
     scales: int = O_SCALES,
@@ -249,14 +251,14 @@ def video(
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "temporal_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
-    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work"):
+    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection"):
         kw.pop(k)
 
     def job(sink):
         vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
         vcfg = C.VideoConfig(**vkw)
         return stylize_video(input, style, output, style_config(**kw), vcfg, overwrite=overwrite,
-                             restart=restart, keep_work=keep_work, on_event=sink)
+                             restart=restart, keep_work=keep_work, on_event=sink, projection=projection)
 
     run(job, quiet)
 

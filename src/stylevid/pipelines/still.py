@@ -128,7 +128,9 @@ class Stylizer:
         return resize(self.styles[0], tuple(content.shape[-2:])).clone()
 
     def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
-                    on_step=None, task: str = "iterations", wrap_x: bool = False) -> tuple[Tensor, int]:
+                    on_step=None, task: str = "iterations", wrap_x: bool = False, index: int = 0) -> tuple[Tensor, int]:
+        """One optimization at the size of ``content``. ``index`` (the frame) seeds random draws of
+        subclasses (the 360 view rotations); the flat stylizer draws nothing."""
         x, used, _ = optimize(init, self.objective(content, extra, wrap_x), iterations, self.cfg.optimizer,
                               self.cfg.lr, self.cfg.early_stop_tol, self.cfg.early_stop_patience,
                               self.on_event, task, on_step)

@@ -12,9 +12,11 @@ stopped.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -24,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import FLOWS, StyleConfig, VideoConfig, to_dict
+from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, StyleConfig, VideoConfig, to_dict
 from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, atomic_write_text, check_input, check_output, clean_stale_temporaries, exclusive
@@ -33,7 +35,8 @@ from ..images import load_image, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..runtime import StopFlag, interruptible
 from ..weights import raft_file
-from ..video import assemble, count_frames, probe, read_frames
+from ..video import assemble, count_frames, probe, read_frames, scaled_size
+from ..video.writer import output_format
 from ..warp import reliability, warp
 from .still import Stylizer, sidecar, validate
 
@@ -106,7 +109,7 @@ class WorkFolder:
 
         from PIL import Image
 
-        return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
 
     def save(self, t: int, image: np.ndarray) -> np.ndarray:
         """Store frame t atomically, record its sha256; returns the image as stored."""
@@ -185,7 +188,7 @@ class StylePainter:
         init = mask * warped + (1 - mask) * c if self.vcfg.warm_start else self.stylizer.initial(c, self.cfg.seed, t)
         x, used = self.stylizer.optimize_at(c, init, self.vcfg.iterations,
                                             temporal_term(previous, self.vcfg.temporal_weight),
-                                            task="iterations", wrap_x=self.wrap_x)
+                                            task="iterations", wrap_x=self.wrap_x, index=t)
         out = to_uint8(x)
         if self.cfg.preserve_colors:
             from .still import keep_colors
@@ -198,11 +201,12 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
                   cfg: StyleConfig = StyleConfig(), vcfg: VideoConfig = VideoConfig(), overwrite: bool = False,
                   restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
                   make_stylizer: Callable[[StyleConfig, list, Sink], Stylizer] | None = None,
-                  wrap_x: bool = False) -> Path:
+                  wrap_x: bool = False, projection: str = "auto") -> Path:
     """Stylize a video; returns the output path. Rerunning the same call resumes an interrupted job.
 
-    ``make_stylizer`` lets the 360 mode plug in its stylizer; ``wrap_x`` makes flow and warping
-    circular in x (equirectangular frames).
+    ``projection``: auto (spherical metadata or a 2:1 frame → 360), equirect or flat. In 360 mode the
+    panorama stylizer paints each frame seamlessly and flow and warping wrap around in x. A caller's
+    ``make_stylizer`` / ``wrap_x`` take over from the detection.
     """
     styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
     inp = check_input(input, "video")
@@ -212,8 +216,21 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     validate(cfg, len(spaths))
     out = Path(out) if out else default_video_output(inp, spaths)
 
+    # Read the styles now: a bad one must fail before a work folder is made.
+    style_images = [load_image(s, "style image") for s in spaths]
+    if projection not in PROJECTIONS:
+        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    if projection == "equirect" or (projection == "auto" and make_stylizer is None):
+        meta = probe(inp)
+        if projection == "equirect" or meta.spherical or meta.width == 2 * meta.height:
+            from .panorama import PanoramaStylizer
+
+            why = ("--projection equirect" if projection == "equirect" else
+                   "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
+            info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
+            make_stylizer, wrap_x = PanoramaStylizer, True
+
     def make_painter(size: int, sink: Sink):
-        style_images = [load_image(s, "style image") for s in spaths]
         stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
         return StylePainter(stylizer, cfg, vcfg, wrap_x)
 
@@ -236,7 +253,12 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     t_start = time.perf_counter()
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
+    output_format(out)   # an unsupported extension fails now, not after hours of frames
     meta = probe(inp)
+    work_w, work_h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
+    if min(work_w, work_h) < MIN_IMAGE_SIDE:
+        raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
+                       f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
@@ -250,6 +272,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
         if restart and work_root.exists():
             shutil.rmtree(work_root)
+        _clean_earlier_runs(out, work_root, on_event)
         work = WorkFolder(work_root, key, {"input": str(inp), "others": [str(s) for s in extra_inputs],
                                            **frame_settings})
         done = work.done_prefix()
@@ -278,6 +301,26 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     return out
 
 
+def _working_size(vcfg: VideoConfig, meta) -> int:
+    """The long edge frames are painted at (0: native); never upscaled."""
+    return vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0
+
+
+def _clean_earlier_runs(out: Path, work_root: Path, on_event: Sink) -> None:
+    """Under the output's lock: remove what killed runs left beside the output (temporary files of
+    the output, its sidecar and preview) and the work folders of earlier runs on this output whose
+    input, styles or settings differ (their frames can never be used again)."""
+    for name in (out.name, out.with_suffix(".preview.png").name):
+        clean_stale_temporaries(out.parent, f".{glob.escape(name)}.*.part*")
+    pattern = re.compile(re.escape(out.name) + r"-[0-9a-f]{16}")
+    for old in work_root.parent.glob(f"{glob.escape(out.name)}-*"):
+        if old != work_root and old.is_dir() and pattern.fullmatch(old.name):
+            n = len(list((old / "frames").glob("*.png")))
+            warn(on_event, f"{out}: the input, styles or settings changed since an earlier run; "
+                           f"its {n} finished frames ({old}) are discarded")
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _frame(work: WorkFolder, i: int) -> np.ndarray:
     img = work.load(i)
     if img is None:
@@ -289,7 +332,7 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     """Paint every frame of the window not yet in the work folder."""
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
-    size = vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0  # never upscale
+    size = _working_size(vcfg, meta)
     frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event)
     painter = None
     cache = FlowCache(work.root / "flows")
