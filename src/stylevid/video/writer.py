@@ -48,6 +48,13 @@ class Written:
     subtitles: int              # subtitle streams copied
 
 
+def spherical_hint(out_path: Path) -> str:
+    """PyAV cannot write Spherical Video metadata; say exactly how to add it afterwards."""
+    return (f"{out_path}: 360° (spherical) metadata is not written (PyAV cannot); players show it flat until "
+            f"you add it with Google's Spatial Media Metadata Injector (google/spatial-media on GitHub): "
+            f"python spatialmedia -i {out_path} {out_path.with_name(out_path.stem + '_360' + out_path.suffix)}")
+
+
 def output_format(path: Path) -> str:
     try:
         return OUTPUT_FORMATS[path.suffix.lower()]
@@ -111,8 +118,7 @@ def assemble(
     if (even_w, even_h) != (width, height):
         info(on_event, f"{out_path}: {width}x{height} padded to {even_w}x{even_h} (H.264 4:2:0 needs even sides)")
     if meta.spherical:
-        warn(on_event, f"{out_path}: the input's 360° (spherical) metadata is not written; "
-                       f"players will show the result as a flat video")
+        warn(on_event, spherical_hint(out_path))
 
     with open_video(input_path) as (inp, vs), atomic_path(out_path) as tmp:
         # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
