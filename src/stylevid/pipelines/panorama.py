@@ -45,7 +45,7 @@ from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
 from ..optimize import optimize
 from ..runtime import generator
 from .. import sphere as S
-from .still import Extra, Stylizer, default_output, keep_colors, sidecar, validate
+from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar, validate
 
 GPANO_NS = "http://ns.google.com/photos/1.0/panorama/"
 
@@ -428,12 +428,7 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     faces, and records the mode and the output's seam ratio in the sidecar. Returns the output path."""
     t0 = time.perf_counter()
     cfg = replace(cfg, **overrides) if overrides else cfg
-    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
-    cpath = check_input(content, "content image")
-    spaths = [check_input(s, "style image") for s in styles]
-    if not spaths:
-        raise BadInput("give at least one --style image")
-    validate(cfg, len(spaths))
+    cpath, spaths = check_inputs(content, styles, cfg)
     if pano.projection not in PROJECTIONS:
         raise BadInput(f"--projection {pano.projection!r}: choose one of {', '.join(PROJECTIONS)}")
     out = Path(out) if out else default_output(cpath, spaths)

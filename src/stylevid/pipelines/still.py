@@ -183,6 +183,18 @@ def keep_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(out, "YCbCr").convert("RGB"))
 
 
+def check_inputs(content: str | Path, styles: str | Path | Sequence[str | Path], cfg: StyleConfig,
+                 what: str = "content image") -> tuple[Path, list[Path]]:
+    """Check the content file, the style files and the options; one clear error for each problem."""
+    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
+    cpath = check_input(content, what)
+    spaths = [check_input(s, "style image") for s in styles]
+    if not spaths:
+        raise BadInput("give at least one --style image")
+    validate(cfg, len(spaths))
+    return cpath, spaths
+
+
 def default_output(content: Path, styles: Sequence[Path], ext: str = ".png") -> Path:
     return Path(f"{content.stem}_{'+'.join(s.stem for s in styles)}{ext}")
 
@@ -202,12 +214,7 @@ def stylize_image(content: str | Path, styles: str | Path | Sequence[str | Path]
     """Stylize one picture; returns the output path. ``overrides`` replace fields of ``cfg``."""
     t0 = time.perf_counter()
     cfg = replace(cfg, **overrides) if overrides else cfg
-    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
-    cpath = check_input(content, "content image")
-    spaths = [check_input(s, "style image") for s in styles]
-    if not spaths:
-        raise BadInput("give at least one --style image")
-    validate(cfg, len(spaths))
+    cpath, spaths = check_inputs(content, styles, cfg)
     out = Path(out) if out else default_output(cpath, spaths)
     check_output(out, [cpath, *spaths], overwrite)
     image_format(out)  # an unknown extension fails now, not after the optimization
