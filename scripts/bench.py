@@ -116,6 +116,8 @@ def bench_video(out: list[str], frames: int) -> None:
             outs = [f.image for f in read_frames(o)]
             ins = [f.image for f in read_frames(clip, size=640, duration=duration)]
             runs[name] = (wall, meta, float(sum(flicker_series(ins, outs)) / (len(outs) - 1)))
+            print(f"{name}: {wall:.1f} s, warping error {runs[name][2]:.5f}, cold {meta['cold_iterations']}, "
+                  f"warm {meta['warm_iterations']}", file=sys.stderr, flush=True)
         own = float(sum(flicker_series(ins, ins)) / (len(ins) - 1))
     t_wall, t_meta, t_err = runs["temporal (defaults)"]
     i_wall, i_meta, i_err = runs["independent per frame"]
@@ -136,7 +138,7 @@ def bench_video(out: list[str], frames: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="speed,still,video")
-    ap.add_argument("--frames", type=int, default=12, help="frames of the video benchmark")
+    ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     a = ap.parse_args()
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
     which = a.only.split(",")

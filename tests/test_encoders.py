@@ -20,14 +20,6 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 VGG19_CHANNELS = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     """No real torch hub cache, no verified record in the home folder, no STYLEVID_WEIGHTS."""

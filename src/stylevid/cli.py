@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from . import config as C
@@ -36,6 +37,7 @@ class Renderer:
                        console=err, transient=True) if self.live else None
         self.tasks: dict[str, int] = {}
         self.last_log = 0.0
+        self.warned: set[str] = set()   # a truncated input is noticed by each pass over it: say it once
 
     def __enter__(self):
         if self.bar:
@@ -49,9 +51,12 @@ class Renderer:
     def __call__(self, e: Event) -> None:
         if isinstance(e, Message):
             if e.level == "warning":
-                err.print(f"[yellow]warning:[/] {e.text}", highlight=False)
+                if e.text in self.warned:
+                    return
+                self.warned.add(e.text)
+                err.print(f"[yellow]warning:[/] {escape(e.text)}", highlight=False, soft_wrap=True)
             elif not self.quiet:
-                err.print(e.text, highlight=False)
+                err.print(escape(e.text), highlight=False, soft_wrap=True)
             return
         if self.quiet or not isinstance(e, Progress):
             return
@@ -71,7 +76,7 @@ class Renderer:
         if e.done == 0 or e.done == e.total or e.detail or now - self.last_log > 10:
             self.last_log = now
             total = f"/{e.total}" if e.total else ""
-            err.print(f"{e.task}: {e.done}{total} {loss} {e.detail}".rstrip(), highlight=False)
+            err.print(escape(f"{e.task}: {e.done}{total} {loss} {e.detail}".rstrip()), highlight=False, soft_wrap=True)
 
 
 def run(fn, quiet: bool = False):
@@ -80,7 +85,7 @@ def run(fn, quiet: bool = False):
         with Renderer(quiet) as r:
             result = fn(r)
     except StylevidError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.code)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")

@@ -19,6 +19,8 @@ from typing import Iterator
 from .errors import BadInput, InputNotFound, OutputRefused, WriteFailed
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_UMASK = os.umask(0o022)   # read once at import (single-threaded then); restored at once
+os.umask(_UMASK)
 
 
 def check_input(path: str | os.PathLike, what: str = "input") -> Path:
@@ -83,7 +85,14 @@ def atomic_path(final: str | os.PathLike, suffix: str | None = None) -> Iterator
     """
     final = Path(final)
     ext = suffix if suffix is not None else final.suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{ext}", dir=final.parent or ".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".part{ext}", dir=final.parent or ".")
+    except OSError as e:   # a missing or read-only folder, a full disk (no inode left)
+        raise write_failed(final, e) from e
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)   # mkstemp creates 0600: give outputs the usual permissions
+    except OSError:
+        pass
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -109,10 +118,10 @@ def atomic_write_text(final: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(final, text.encode("utf-8"))
 
 
-def clean_stale_temporaries(folder: Path) -> int:
-    """Remove ``.*.part*`` files a killed run left behind; return how many."""
+def clean_stale_temporaries(folder: Path, pattern: str = ".*.part*") -> int:
+    """Remove ``.*.part*`` files (or those matching ``pattern``) a killed run left behind; return how many."""
     n = 0
-    for f in Path(folder).glob(".*.part*"):
+    for f in Path(folder).glob(pattern):
         with contextlib.suppress(OSError):
             f.unlink()
             n += 1

@@ -73,13 +73,26 @@ def verify(path: Path, expected: str | None = None) -> str:
     return digest
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """``torch.load`` with ``weights_only=True`` explicitly; clear errors for broken files."""
+def load_state_dict(path: Path, expected: str | None = None) -> dict[str, torch.Tensor]:
+    """``torch.load`` with ``weights_only=True`` explicitly; clear errors for broken files.
+
+    ``expected``: the sha256 (or prefix) of the right file, named in the error; by default the
+    prefix in the file name, if any.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, wrong format
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise WeightsError(f"{path}: cannot load weights ({reason})") from None
+        text = str(e).strip()
+        if "WeightsUnpickler error:" in text:   # torch's long weights_only preamble: keep its verdict
+            text = text.split("WeightsUnpickler error:", 1)[1].strip()
+        reason = text.splitlines()[0][:160] if text else type(e).__name__
+        if expected is None:
+            m = HASH_IN_NAME.search(Path(path).name)
+            expected = m.group(1) if m else None
+        want = f"the right file has sha256 {expected}{'' if len(expected) == 64 else '…'}; " if expected else ""
+        raise WeightsError(f"{path}: cannot load weights ({reason}): the file is truncated, corrupted or not a "
+                           f"plain state dict of tensors; {want}delete it and put the original file there again "
+                           f"(or pass --weights with a good file)") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

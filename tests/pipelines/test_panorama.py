@@ -16,15 +16,6 @@ from stylevid.pipelines.panorama import (PanoramaStylizer, detect_projection, ex
 H, W = 48, 96
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """A shared 2-core box: one thread avoids oversubscription (tiny convolutions are 50x faster)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def synthetic_pano(h: int = H, w: int = W) -> np.ndarray:
     """A seamless textured sphere rendered to an equirect (uint8 H×W×3)."""
     lon, lat = S.equirect_lonlat(h, w, dtype=torch.float64)

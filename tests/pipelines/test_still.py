@@ -20,14 +20,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TINY = StyleConfig(size=64, scales=1, iterations=15, coarse_iterations=5, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def pics(tmp_path_factory) -> dict[str, Path]:
     """Small copies of the samples (a photo and two paintings), so decoding costs nothing."""

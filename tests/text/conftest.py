@@ -11,14 +11,6 @@ TINY = TextConfig(epochs=1, hidden=32, embedding=32, batch_size=16, seq_len=16, 
                   sample_every=0, words=12)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="session")
 def small_corpus() -> str:
     from stylevid.text import demo_corpus

@@ -48,7 +48,7 @@ def _cached(name: str, path_str: str, expected: str | None, size: int, mtime_ns:
     W.verify(path, expected)  # expected None: the hash prefix in the file name, if any
     if name == "lite0":
         model = Lite0()
-        _strict(model, W.load_state_dict(path), path)
+        _strict(model, W.load_state_dict(path, expected or W.LITE0_SHA256), path)
         if folded:
             fold(model)
     else:

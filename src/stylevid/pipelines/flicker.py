@@ -14,9 +14,9 @@ import numpy as np
 
 from ..errors import BadInput
 from ..events import Progress, Sink, null_sink
-from ..files import atomic_write_bytes, atomic_write_text, check_input
-from ..flow import flicker_series
-from ..video import count_frames, read_frames
+from ..files import atomic_write_bytes, atomic_write_text, check_input, check_output
+from ..flow import METHODS, flicker_series
+from ..video import count_frames, probe, read_frames
 
 
 def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | None = None,
@@ -24,6 +24,12 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
             on_event: Sink = null_sink) -> dict:
     """Return {"mean": float, "errors": [per pair]} and write the CSV / PNG chart if asked."""
     out_p, ref_p = check_input(output, "video"), check_input(reference, "reference video")
+    if flow not in METHODS:
+        raise BadInput(f"--flow {flow!r}: choose one of {', '.join(METHODS)}")
+    for p in (csv_path, plot):   # refuse a bad report path before the work, and never write over an input
+        if p:
+            check_output(p, [out_p, ref_p], overwrite=True)
+    probe(out_p), probe(ref_p)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
     n_out, n_ref = count_frames(out_p), count_frames(ref_p)
     if n_out != n_ref:
         raise BadInput(f"{out_p}: {n_out} frames but the reference {ref_p} has {n_ref}; "

@@ -33,9 +33,11 @@ from ..files import atomic_path, atomic_write_text, check_input, check_output, c
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, to_tensor as flow_tensor
 from ..images import load_image, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
-from ..runtime import StopFlag, interruptible
+from ..encoders import load_encoder
+from ..runtime import StopFlag, interruptible, pick_device
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
+from ..video.reader import check_window
 from ..video.writer import output_format
 from ..warp import reliability, warp
 from .still import Stylizer, sidecar, validate
@@ -58,6 +60,7 @@ def validate_video(v: VideoConfig) -> None:
         raise BadInput("--cut-threshold must be in [0, 1)")
     if not 0 <= v.crf <= 51:
         raise BadInput("--crf must be from 0 to 51")
+    check_window(v.start, v.duration)
 
 
 def file_identity(path: Path) -> str:
@@ -216,8 +219,10 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     validate(cfg, len(spaths))
     out = Path(out) if out else default_video_output(inp, spaths)
 
-    # Read the styles now: a bad one must fail before a work folder is made.
+    # Read the styles, pick the device and load the weights now: a bad one must fail before a work
+    # folder is made (the encoder is cached, the stylizer reuses it).
     style_images = [load_image(s, "style image") for s in spaths]
+    load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
     if projection == "equirect" or (projection == "auto" and make_stylizer is None):
@@ -255,6 +260,9 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     check_output(out, [inp, *extra_inputs], overwrite)
     output_format(out)   # an unsupported extension fails now, not after hours of frames
     meta = probe(inp)
+    if count_frames(inp, vcfg.start, vcfg.duration) == 0:
+        end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
+        raise BadInput(f"{inp}: no frame between {vcfg.start:g} s and {end}")
     work_w, work_h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "

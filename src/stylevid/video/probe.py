@@ -8,9 +8,12 @@ otherwise raise ``UnicodeDecodeError``). PyAV's many exception types, and FFmpeg
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
+import logging
 import os
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -71,24 +74,63 @@ class VideoInfo:
         return self.width, self.height
 
 
+class _Collect(logging.Handler):
+    """Receives FFmpeg's lines (PyAV sends them to the ``libav.*`` loggers when the log is on and no
+    av.logging.Capture is open) and hands them to every open ``ffmpeg_log()`` block."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        item = (record.levelno, record.name.removeprefix("libav."), record.getMessage())
+        for logs in list(_collectors):
+            logs.append(item)
+
+
+_libav = logging.getLogger("libav")
+_libav.addHandler(_Collect())
+_libav.setLevel(logging.DEBUG)
+_libav.propagate = False          # FFmpeg's own lines never reach the user's terminal
+_log_lock = threading.Lock()
+_log_users = 0
+_log_previous = None
+_collectors: list = []
+
+
 @contextlib.contextmanager
 def ffmpeg_log() -> Iterator[list]:
     """Collect FFmpeg's error lines while the block runs, without printing them.
 
     Trap: PyAV ignores FFmpeg's log by default, so exceptions lack the real reason ("moov atom not
     found"); switching the log on without a Capture sends lines to Python logging, which prints them.
+
+    Trap: FFmpeg's frame threads log too. One that logged while the log was on and then waits for
+    the GIL finds it off when it gets it: PyAV prints a TypeError traceback (seen with damaged
+    H.264). So the log is reference-counted, not toggled per block: it is switched on by the first
+    open block and off by the last, and ``open_video`` holds a block open for the container's whole
+    life (its decoder is flushed, threads idle, before it closes). Blocks may close in any order
+    (generators), so lines are collected here rather than with PyAV's stack of Captures.
     """
-    # Trap: with the log on, FFmpeg's worker threads call back into Python for the GIL. Freeing a
-    # threaded codec context (a stream's __dealloc__, run by the garbage collector while we hold the
-    # GIL) joins those threads: a deadlock. Collect leftover streams *before* switching the log on.
-    gc.collect()
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
+    global _log_users, _log_previous
+    logs: collections.deque = collections.deque(maxlen=64)
+    with _log_lock:
+        if _log_users == 0:
+            # Trap: with the log on, FFmpeg's worker threads call back into Python for the GIL.
+            # Freeing a threaded codec context (a stream's __dealloc__, run by the garbage collector
+            # while we hold the GIL) joins those threads: a deadlock. Collect leftover streams first.
+            gc.collect()
+            _log_previous = av.logging.get_level()
+            av.logging.set_level(av.logging.ERROR)
+        _log_users += 1
+        _collectors.append(logs)
     try:
-        with av.logging.Capture(local=False) as logs:
-            yield logs
+        yield logs
     finally:
-        av.logging.set_level(previous)
+        with _log_lock:
+            for i, c in enumerate(_collectors):
+                if c is logs:
+                    del _collectors[i]
+                    break
+            _log_users -= 1
+            if _log_users == 0:
+                av.logging.set_level(_log_previous)
 
 
 def reason(e: BaseException, logs: list | None = None) -> str:
@@ -121,7 +163,7 @@ def open_video(path, require_video: bool = True) -> Iterator[tuple]:
     ``video_stream`` is None only when ``require_video`` is False and there is none.
     """
     p = check_input(path, "video")
-    with ffmpeg_log() as logs:
+    with ffmpeg_log() as logs:   # open until the container is closed: see ffmpeg_log
         try:
             # An absolute path cannot be read as a URL even if a file is named "concat:x"; the
             # whitelist also applies to files a playlist or ffconcat script would open.
@@ -129,24 +171,35 @@ def open_video(path, require_video: bool = True) -> Iterator[tuple]:
                                 container_options={"protocol_whitelist": "file"})
         except AV_ERRORS as e:
             raise invalid(p, e, logs) from None
-    try:
-        fmt = container.format.name
-        if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe"):
-            raise InvalidMedia(f"{p}: a still image ({fmt.removesuffix('_pipe')}), not a video")
-        vs = video_stream(container)
-        if vs is None and require_video:
-            raise InvalidMedia(f"{p}: no video stream (audio or data only)")
-        if vs is not None:
-            w, h = vs.codec_context.width, vs.codec_context.height
-            if w <= 0 or h <= 0:
-                raise InvalidMedia(f"{p}: not a readable video (no picture size)")
-            if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_IMAGE_PIXELS:
-                raise TooLarge(f"{p}: video is {w}x{h}, over the limit ({MAX_SIDE} px a side, "
-                               f"{MAX_IMAGE_PIXELS} pixels in all)")
-            vs.thread_type = "AUTO"  # frame + slice threads: decode several frames at once
-        yield container, vs
-    finally:
-        container.close()
+        vs = None
+        try:
+            fmt = container.format.name
+            if fmt in _IMAGE_DEMUXERS or fmt.endswith("_pipe"):
+                raise InvalidMedia(f"{p}: a still image ({fmt.removesuffix('_pipe')}), not a video")
+            vs = video_stream(container)
+            if vs is None and require_video:
+                raise InvalidMedia(f"{p}: no video stream (audio or data only)")
+            if vs is not None:
+                if vs.codec_context is None:   # a codec FFmpeg does not know (a damaged codec id)
+                    raise InvalidMedia(f"{p}: not a readable video (unknown video codec)")
+                w, h = vs.codec_context.width, vs.codec_context.height
+                if w <= 0 or h <= 0:
+                    raise InvalidMedia(f"{p}: not a readable video (no picture size)")
+                if w > MAX_SIDE or h > MAX_SIDE or w * h > MAX_IMAGE_PIXELS:
+                    raise TooLarge(f"{p}: video is {w}x{h}, over the limit ({MAX_SIDE} px a side, "
+                                   f"{MAX_IMAGE_PIXELS} pixels in all)")
+                vs.thread_type = "AUTO"  # frame + slice threads: decode several frames at once
+            yield container, vs
+        finally:
+            # Trap: the stream's codec context is freed later, by reference count, with the GIL
+            # held; freeing joins the frame threads, and one of them may be waiting for the GIL in
+            # the log callback: a deadlock, seen here. Flushing releases the GIL and waits until
+            # every frame thread is idle, so the free never waits (and no thread logs after the
+            # log is switched off).
+            if vs is not None:
+                with contextlib.suppress(Exception):
+                    vs.codec_context.flush_buffers()
+            container.close()
 
 
 def stream_info(s) -> StreamInfo:

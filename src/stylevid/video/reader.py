@@ -243,7 +243,12 @@ def count_frames(path, start: float = 0.0, duration: float | None = None) -> int
         with ffmpeg_log():
             try:
                 for packet in walk.packets():
-                    if packet.pts is None or packet.dts is None:
+                    # Trap: Matroska packets of reordered (B) frames carry no dts: count them by
+                    # pts. Only the empty flush packets at the end are skipped.
+                    if not packet.size:
+                        continue
+                    if packet.pts is None:   # no timestamp: countable only for the whole file
+                        n += walk.whole
                         continue
                     w = walk.where(packet.pts, walk.tb)
                     n += w == 0

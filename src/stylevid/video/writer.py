@@ -183,6 +183,10 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     # -- audio: a stream made from the input's template takes the packets unchanged.
     copy, reencode, audio_modes = {}, {}, []
     for a in inp.streams.audio:
+        if a.codec_context is None:   # a codec FFmpeg does not know: neither copied nor decodable
+            warn(on_event, f"{out_path}: audio stream {a.index} has an unknown codec; dropped")
+            audio_modes.append("dropped")
+            continue
         try:
             oa = out.add_stream_from_template(a)
             copy[a.index] = oa

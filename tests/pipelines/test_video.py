@@ -1,0 +1,389 @@
+"""The video pipeline end to end (``stylevid video``): what goes in comes out (frames, timestamps,
+rotation, audio), resuming after a stop gives the very same video, the lock, shot cuts, flicker.
+
+Tiny clips (≤ 48 px, ≤ 7 frames) and 2-3 iterations: the machines are small and shared.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylevid.files import exclusive
+from stylevid.pipelines import video as V
+from stylevid.pipelines.flicker import flicker
+from stylevid.video import probe
+from tests.cli_helpers import (FAST_VIDEO, decoded, finished_frames, invoke, leftovers, one_error_line, packets,
+                               fill, sha256, small_style, spawn, tiny_disk, video_times, wait_for, work_folders)
+from tests.clips import make_clip, moving_square
+
+VFR_PTS = [0, 40, 100, 130, 300, 340]   # milliseconds: variable frame rate
+N = len(VFR_PTS)
+
+
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory):
+    """A 6-frame VFR clip with AAC audio and rotation 90, and one uninterrupted run on it."""
+    d = tmp_path_factory.mktemp("video")
+    clip = make_clip(d / "clip.mp4", moving_square(N, 32, 48, shift=2), pts=VFR_PTS, audio=0.6, rotation=90)
+    style = small_style(d / "style.png")
+    out = d / "ref.mp4"
+    r = invoke("video", clip, "-s", style, "-o", out, "--preview", "--keep-work", *FAST_VIDEO)
+    assert r.exit_code == 0, r.stderr
+    return {"dir": d, "clip": clip, "style": style, "out": out, "result": r,
+            "frames": decoded(out), "sha": sha256(out)}
+
+
+def run(ref, out, *extra):
+    return invoke("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO, *extra)
+
+
+@pytest.fixture
+def stop_after(monkeypatch):
+    """``stop_after(k, signum)``: deliver ``signum`` to this process right after frame k-1 is saved."""
+    def arm(k: int, signum: int = signal.SIGINT, times: int = 1):
+        save = V.WorkFolder.save
+
+        def saving(self, t, image):
+            result = save(self, t, image)
+            if t == k - 1:
+                for _ in range(times):
+                    os.kill(os.getpid(), signum)
+            return result
+
+        monkeypatch.setattr(V.WorkFolder, "save", saving)
+    return arm
+
+
+# -- what goes in comes out ------------------------------------------------------------------------
+
+def test_cli_prints_only_the_output_path(ref):
+    assert ref["result"].stdout == f"{ref['out']}\n"
+
+
+def test_frame_count_and_timestamps_kept(ref):
+    assert len(ref["frames"]) == N
+    assert video_times(ref["out"]) == video_times(ref["clip"]) == [Fraction(p, 1000) for p in VFR_PTS]
+
+
+def test_audio_packets_copied_bit_exact(ref):
+    src = packets(ref["clip"], "audio")
+    assert src and packets(ref["out"], "audio") == src
+
+
+def test_rotation_kept(ref):
+    assert probe(ref["out"]).rotation == probe(ref["clip"]).rotation == 90
+
+
+def test_frames_are_stylized_at_the_working_size(ref):
+    first = ref["frames"][0]
+    assert first.shape == (32, 48, 3)
+    content = moving_square(1, 32, 48, shift=2)[0].astype(int)
+    assert np.abs(first.astype(int) - content).mean() > 3      # painted, not copied
+
+
+def test_sidecar_and_preview(ref):
+    side = json.loads(ref["out"].with_name("ref.mp4.json").read_text())
+    assert side["frames"] == N and side["shots"] == [0]
+    assert side["audio"] == ["copy"] and side["rotation"] == 90
+    assert side["video"]["iterations"] == 2 and side["video"]["first_iterations"] == 3
+    sheet = Image.open(ref["out"].with_suffix(".preview.png"))
+    assert sheet.size[1] == 2 * 32 and sheet.size[0] % 48 == 0    # inputs above, outputs below
+
+
+def test_keep_work_keeps_every_finished_frame(ref):
+    assert len(finished_frames(ref["out"])) == N
+
+
+def test_odd_size_and_time_window(tmp_path, ref):
+    clip = make_clip(tmp_path / "odd.mp4", moving_square(8, 31, 45), fps=10, audio=0.8)   # mpeg4, odd sides
+    out = tmp_path / "odd_out.mp4"
+    r = invoke("video", clip, "-s", ref["style"], "-o", out, "--start", "0.2", "--duration", "0.4",
+               *FAST_VIDEO, "--size", "0")
+    assert r.exit_code == 0, r.stderr
+    frames = decoded(out)
+    assert len(frames) == 4                                         # frames at 0.2, 0.3, 0.4, 0.5 s
+    assert frames[0].shape[:2] == (32, 46)                          # padded to even for H.264
+    assert video_times(out) == [Fraction(k, 10) for k in range(4)]  # the window starts at 0
+    shift = Fraction(2, 10)
+    kept = [(b, t - shift) for b, t in packets(clip, "audio") if shift <= t < Fraction(6, 10)]
+    assert kept and packets(out, "audio") == kept                   # audio cut to match, same bytes
+
+
+# -- stop and resume -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
+                                                (signal.SIGHUP, 129, "SIGHUP")])
+def test_signal_stops_at_a_frame_boundary_with_a_resume_hint(ref, tmp_path, stop_after, signum, code, name):
+    out = tmp_path / "stopped.mp4"
+    stop_after(2, signum)
+    r = run(ref, out)
+    assert r.exit_code == code, r.stderr
+    line = one_error_line(r.stderr, out, name)
+    assert "2 finished frames" in line and "run the same command again to resume" in line
+    assert not out.exists() and not leftovers(tmp_path, out.name)
+    assert len(finished_frames(out)) == 2
+
+
+def test_resume_gives_the_same_video_as_an_uninterrupted_run(ref, tmp_path, stop_after, monkeypatch):
+    out = tmp_path / "resumed.mp4"
+    stop_after(3)
+    assert run(ref, out).exit_code == 130
+    monkeypatch.undo()
+    done = []
+    save = V.WorkFolder.save
+    monkeypatch.setattr(V.WorkFolder, "save", lambda self, t, im: (done.append(t), save(self, t, im))[1])
+    r = run(ref, out)
+    assert r.exit_code == 0, r.stderr
+    assert done == list(range(3, N))                    # frames 0-2 were not redone
+    assert sha256(out) == ref["sha"]               # bit-identical file
+    assert all(np.array_equal(a, b) for a, b in zip(decoded(out), ref["frames"]))
+    assert not work_folders(out)                   # cleaned after success
+
+
+def test_second_ctrl_c_stops_at_once_and_keeps_checkpoints(ref, tmp_path, stop_after, monkeypatch):
+    out = tmp_path / "twice.mp4"
+    stop_after(2, signal.SIGINT, times=2)
+    r = run(ref, out)
+    assert r.exit_code == 130 and "Traceback" not in r.stderr
+    assert len(finished_frames(out)) == 2
+    monkeypatch.undo()
+    assert run(ref, out).exit_code == 0
+    assert sha256(out) == ref["sha"]
+
+
+def test_restart_discards_finished_frames(ref, tmp_path, stop_after, monkeypatch):
+    out = tmp_path / "restart.mp4"
+    stop_after(2)
+    assert run(ref, out).exit_code == 130
+    monkeypatch.undo()
+    done = []
+    save = V.WorkFolder.save
+    monkeypatch.setattr(V.WorkFolder, "save", lambda self, t, im: (done.append(t), save(self, t, im))[1])
+    r = run(ref, out, "--restart")
+    assert r.exit_code == 0, r.stderr
+    assert done == list(range(N))
+    assert sha256(out) == ref["sha"]
+
+
+def test_a_corrupted_finished_frame_is_redone(ref, tmp_path, stop_after, monkeypatch):
+    out = tmp_path / "corrupt.mp4"
+    stop_after(3)
+    assert run(ref, out).exit_code == 130
+    frame1 = finished_frames(out)[1]
+    frame1.write_bytes(frame1.read_bytes()[:50])          # a truncated frame file
+    monkeypatch.undo()
+    assert run(ref, out).exit_code == 0
+    assert sha256(out) == ref["sha"]
+
+
+def test_input_changed_between_a_run_and_its_resume_starts_over(ref, tmp_path, stop_after, monkeypatch):
+    clip = make_clip(tmp_path / "changing.mp4", moving_square(N, 32, 48, shift=2), fps=10)
+    out = tmp_path / "changing_out.mp4"
+    args = ("video", clip, "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    stop_after(2)
+    assert invoke(*args).exit_code == 130
+    monkeypatch.undo()
+    make_clip(clip, moving_square(N, 32, 48, shift=3), fps=10)        # the input is replaced
+    done = []
+    save = V.WorkFolder.save
+    monkeypatch.setattr(V.WorkFolder, "save", lambda self, t, im: (done.append(t), save(self, t, im))[1])
+    r = invoke(*args)
+    assert r.exit_code == 0, r.stderr
+    assert done == list(range(N))                                       # nothing of the old input reused
+    warning = [ln for ln in r.stderr.splitlines() if "changed since an earlier run" in ln]
+    assert len(warning) == 1 and "2 finished frames" in warning[0]
+    assert not work_folders(out)
+
+
+def test_a_second_run_on_the_same_output_is_refused(ref, tmp_path):
+    out = tmp_path / "locked.mp4"
+    (tmp_path / ".stylevid-work").mkdir()
+    with exclusive(tmp_path / ".stylevid-work" / "locked.mp4.lock", str(out)):   # what a running job holds
+        r = run(ref, out)
+    assert r.exit_code == 6
+    one_error_line(r.stderr, out, "another stylevid run")
+    assert not out.exists()
+
+
+def test_default_output_name(ref, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = invoke("video", ref["clip"], "-s", ref["style"], *FAST_VIDEO, "--duration", "0.05")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "clip_style.mp4\n" and (tmp_path / "clip_style.mp4").is_file()
+
+
+def test_existing_output_is_refused_and_kept(ref, tmp_path):
+    out = tmp_path / "exists.mp4"
+    out.write_bytes(b"keep me")
+    r = run(ref, out)
+    assert r.exit_code == 6
+    one_error_line(r.stderr, out, "--overwrite")
+    assert out.read_bytes() == b"keep me"
+
+
+# -- temporal consistency ----------------------------------------------------------------------------
+
+def test_temporal_run_flickers_less_than_independent_frames(ref, tmp_path):
+    # From noise (Gatys' own start), each independent frame grows its own texture: the baseline
+    # flickers; the temporal run starts from the previous output warped by flow.
+    means = {}
+    for name, extra in (("temporal", ()), ("independent", ("--temporal-weight", "0", "--no-warm-start"))):
+        out = tmp_path / f"{name}.mp4"
+        r = run(ref, out, "--init", "noise", *extra)
+        assert r.exit_code == 0, r.stderr
+        means[name] = flicker(out, ref["clip"])["mean"]
+    assert means["temporal"] < means["independent"] / 4, means
+
+
+def test_a_scene_cut_starts_a_new_shot(ref, tmp_path):
+    a = moving_square(4, 32, 48, shift=2)
+    rng = np.random.default_rng(1)
+    blocks = (rng.random((4, 6, 3)) * 255).astype(np.uint8)
+    other = np.kron(blocks, np.ones((8, 8, 1), np.uint8))               # a different shot: coloured blocks
+    b = [np.roll(other, k, axis=1) for k in range(3)]
+    clip = make_clip(tmp_path / "cut.mp4", a + b, fps=10)
+    out = tmp_path / "cut_out.mp4"
+    r = invoke("video", clip, "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    assert r.exit_code == 0, r.stderr
+    side = json.loads(out.with_name("cut_out.mp4.json").read_text())
+    assert side["shots"] == [0, 4]
+
+
+# -- the flicker command -------------------------------------------------------------------------------
+
+def test_flicker_cli_prints_a_number_and_writes_csv_and_png(ref, tmp_path):
+    csv, png = tmp_path / "f.csv", tmp_path / "f.png"
+    r = invoke("flicker", ref["out"], "--reference", ref["clip"], "--csv", csv, "--plot", png, "-q")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert float(lines[0]) >= 0 and lines[1:] == [str(csv), str(png)]
+    rows = csv.read_text().splitlines()
+    assert rows[0] == "pair,warping_error" and len(rows) == N
+    assert abs(np.mean([float(x.split(",")[1]) for x in rows[1:]]) - float(lines[0])) < 1e-5
+    assert Image.open(png).format == "PNG"
+
+
+# -- faults: kill -9, real signals, disk full ------------------------------------------------------------
+
+# In a real process, slow the final mux down (0.3 s a frame) so that a kill lands inside it, or
+# the frames (1 s pause after each is saved) so that a signal or a second run lands among them.
+SLOW_MUX = ("import time, stylevid.video.writer as w\n_f = w._to_frame\n"
+            "w._to_frame = lambda *a: (time.sleep(0.3), _f(*a))[1]\n")
+SLOW_FRAMES = ("import time, stylevid.pipelines.video as v\n_s = v.WorkFolder.save\n"
+               "v.WorkFolder.save = lambda *a: (_s(*a), time.sleep(1))[0]\n")
+
+
+def test_kill_9_during_frames_and_during_the_final_mux_then_rerun_is_bit_identical(ref, tmp_path):
+    out = tmp_path / "killed.mp4"
+    args = ("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    # 1. kill -9 while frames are being painted, after two are finished. Meanwhile a second run
+    #    on the same output is refused by the lock and the first one goes on.
+    p = spawn(*args, prelude=SLOW_FRAMES)
+    try:
+        wait_for(lambda: len(finished_frames(out)) >= 2, p)
+        r = invoke(*args)
+        assert r.exit_code == 6 and "another stylevid run" in r.stderr
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+    assert not out.exists()
+    # 2. the same command, killed -9 in the middle of the final mux (a temporary file exists).
+    p = spawn(*args, prelude=SLOW_MUX)
+    try:
+        wait_for(lambda: leftovers(tmp_path, out.name), p)
+        time.sleep(0.3)
+    finally:
+        p.kill()
+        p.wait()
+    assert not out.exists()
+    assert len(finished_frames(out)) == N
+    # 3. the same command again: every frame once, bit-identical to the uninterrupted run.
+    r = invoke(*args)
+    assert r.exit_code == 0, r.stderr
+    assert video_times(out) == video_times(ref["clip"])
+    assert sha256(out) == ref["sha"]
+    assert not leftovers(tmp_path, out.name) and not work_folders(out)
+
+
+def test_real_ctrl_c_exits_130_with_a_resume_hint(ref, tmp_path):
+    out = tmp_path / "ctrlc.mp4"
+    args = ("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    p = spawn(*args, prelude=SLOW_FRAMES)
+    try:
+        wait_for(lambda: len(finished_frames(out)) >= 1, p)
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 130, stderr
+    one_error_line(stderr, out, "Ctrl-C", "run the same command again to resume")
+    assert stdout == "" and not out.exists()
+    kept = len(finished_frames(out))
+    assert kept >= 1
+    r = invoke(*args)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    with tiny_disk(tmp_path / "disk") as d:
+        yield d
+
+
+def test_disk_full_while_painting_frames_exits_7_and_keeps_finished_frames(ref, small_disk, monkeypatch):
+    out = small_disk / "full.mp4"
+    save = V.WorkFolder.save
+
+    def saving(self, t, image):
+        result = save(self, t, image)
+        if t == 1:
+            fill(small_disk)
+        return result
+
+    monkeypatch.setattr(V.WorkFolder, "save", saving)
+    r = run(ref, out)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, "disk full")
+    assert not out.exists() and not leftovers(small_disk, out.name)
+    frames = finished_frames(out)
+    assert len(frames) == 2 and not list(small_disk.rglob(".*part*"))
+    monkeypatch.undo()
+    (small_disk / "filler").unlink()
+    r = run(ref, out)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
+
+
+def test_disk_full_during_the_final_mux_exits_7_with_nothing_under_the_final_name(ref, small_disk, monkeypatch):
+    import stylevid.video.writer as W
+
+    out = small_disk / "fullmux.mp4"
+    to_frame = W._to_frame
+    state = {"filled": False}
+
+    def filling(*a):
+        if not state["filled"]:
+            fill(small_disk)
+            state["filled"] = True
+        return to_frame(*a)
+
+    monkeypatch.setattr(W, "_to_frame", filling)
+    r = run(ref, out)
+    assert r.exit_code == 7, r.stderr
+    one_error_line(r.stderr, out, "disk full")
+    assert not out.exists() and not leftovers(small_disk, out.name)
+    assert len(finished_frames(out)) == N                     # every frame kept for the rerun
+    monkeypatch.undo()
+    (small_disk / "filler").unlink()
+    r = run(ref, out)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
