@@ -40,7 +40,7 @@ from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window
 from ..video.writer import output_format
 from ..warp import reliability, warp
-from .still import Stylizer, sidecar, validate
+from .still import Stylizer, check_inputs, sidecar, validate
 
 SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
@@ -211,12 +211,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     panorama stylizer paints each frame seamlessly and flow and warping wrap around in x. A caller's
     ``make_stylizer`` / ``wrap_x`` take over from the detection.
     """
-    styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
-    inp = check_input(input, "video")
-    spaths = [check_input(s, "style image") for s in styles]
-    if not spaths:
-        raise BadInput("give at least one --style image")
-    validate(cfg, len(spaths))
+    inp, spaths = check_inputs(input, styles, cfg, "video")
     out = Path(out) if out else default_video_output(inp, spaths)
 
     # Read the styles, pick the device and load the weights now: a bad one must fail before a work
