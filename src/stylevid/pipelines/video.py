@@ -40,7 +40,7 @@ from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window
 from ..video.writer import output_format
 from ..warp import reliability, warp
-from .still import Stylizer, check_inputs, sidecar, validate
+from .still import Stylizer, check_inputs, sidecar
 
 SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
