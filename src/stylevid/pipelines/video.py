@@ -212,6 +212,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     ``make_stylizer`` / ``wrap_x`` take over from the detection.
     """
     inp, spaths = check_inputs(input, styles, cfg, "video")
+    validate_video(vcfg)
     out = Path(out) if out else default_video_output(inp, spaths)
 
     # Read the styles, pick the device and load the weights now: a bad one must fail before a work
