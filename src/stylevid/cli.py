@@ -36,7 +36,7 @@ class Renderer:
                        TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                        console=err, transient=True) if self.live else None
         self.tasks: dict[str, int] = {}
-        self.last_log = 0.0
+        self.last_log: dict[str, float] = {}   # per task: frames must not be starved by iterations
         self.warned: set[str] = set()   # a truncated input is noticed by each pass over it: say it once
 
     def __enter__(self):
@@ -73,8 +73,8 @@ class Renderer:
             return
         # Plain lines: each task's start and end, and at most one line every 10 s in between.
         now = time.monotonic()
-        if e.done == 0 or e.done == e.total or e.detail or now - self.last_log > 10:
-            self.last_log = now
+        if e.done == 0 or e.done == e.total or e.detail or now - self.last_log.get(e.task, 0.0) > 10:
+            self.last_log[e.task] = now
             total = f"/{e.total}" if e.total else ""
             err.print(escape(f"{e.task}: {e.done}{total} {loss} {e.detail}".rstrip()), highlight=False, soft_wrap=True)
 
