@@ -160,17 +160,12 @@ class TextConfig:
 
 
 def to_dict(cfg) -> dict:
-    """JSON-ready dict of a config (tuples become lists)."""
+    """A plain dict of a config (for the JSON sidecars and work-folder keys)."""
     return asdict(cfg)
-
-
-def default(cls, name: str):
-    """The default of one field, for the CLI's option defaults."""
-    return getattr(cls(), name)
 
 
 __all__ = [
     "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS",
     "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE",
-    "StyleConfig", "VideoConfig", "DreamConfig", "PanoramaConfig", "TextConfig", "to_dict", "default", "replace",
+    "StyleConfig", "VideoConfig", "DreamConfig", "PanoramaConfig", "TextConfig", "to_dict", "replace",
 ]

@@ -72,7 +72,7 @@ def write_failed(path: Path | str, e: BaseException) -> WriteFailed:
     """Turn an OS error (disk full, permissions) into a one-line WriteFailed."""
     if isinstance(e, OSError) and e.errno == errno.ENOSPC:
         return WriteFailed(f"{path}: disk full")
-    reason = getattr(e, "strerror", None) or str(e).splitlines()[0] if str(e) else type(e).__name__
+    reason = getattr(e, "strerror", None) or (str(e).splitlines()[0] if str(e) else type(e).__name__)
     return WriteFailed(f"{path}: write failed ({reason})")
 
 

@@ -364,6 +364,17 @@ def load_mask(path: str | Path) -> np.ndarray:
     return a
 
 
+def check_dream_inputs(path, what: str, guide, mask, cfg: DreamConfig, projection: str):
+    """Check the input, the optional guide and mask files, the options; one clear error each."""
+    ipath = check_input(path, what)
+    gpath = check_input(guide, "guide image") if guide is not None else None
+    mpath = check_input(mask, "mask image") if mask is not None else None
+    validate(cfg)
+    if projection not in PROJECTIONS:
+        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    return ipath, gpath, mpath
+
+
 def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
                 on_event: Sink = null_sink, projection: str = "auto", **overrides) -> Path:
@@ -377,12 +388,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     """
     t0 = time.perf_counter()
     cfg = replace(cfg, **overrides) if overrides else cfg
-    ipath = check_input(image, "input image")
-    gpath = check_input(guide, "guide image") if guide is not None else None
-    mpath = check_input(mask, "mask image") if mask is not None else None
-    validate(cfg)
-    if projection not in PROJECTIONS:
-        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    ipath, gpath, mpath = check_dream_inputs(image, "input image", guide, mask, cfg, projection)
     out = Path(out) if out else default_output(ipath)
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
     image_format(out)  # an unknown extension fails now, not after the dream
@@ -467,12 +473,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     from .video import run_video
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
-    vpath = check_input(video, "video")
-    gpath = check_input(guide, "guide image") if guide is not None else None
-    mpath = check_input(mask, "mask image") if mask is not None else None
-    validate(cfg)
-    if projection not in PROJECTIONS:
-        raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
     out = Path(out) if out else Path(f"{vpath.stem}_dream.mp4")
     meta = probe(vpath)
     wrap = cfg.wrap_x or projection == "equirect" or (
