@@ -365,3 +365,58 @@ def test_flicker_report_on_a_full_disk_exits_7(d, tmp_path):
         assert r.exit_code == 7, r.stderr
         one_error_line(r.stderr, "f.csv", "disk full")
         assert not (disk / "f.csv").exists() and not leftovers(disk, "f.csv")
+
+
+# -- the output lock (faults: two runs at once) -----------------------------------------------------------
+
+def test_lock_file_is_removed_and_two_holders_never_overlap(tmp_path):
+    """``files.exclusive`` removes its lock file when done, yet never lets two holders in at once.
+
+    Removing the file is racy unless a process that gets the lock checks that the file it locked is
+    still the one at the path: threads (each ``open`` is its own flock) enter and leave the lock as
+    fast as they can and count how many are inside.
+    """
+    import threading
+    import time
+
+    from stylevid.errors import OutputRefused
+    from stylevid.files import exclusive
+
+    lock = tmp_path / "w" / "out.mp4.lock"
+    lock.parent.mkdir()
+    with exclusive(lock, "out.mp4"):
+        with pytest.raises(OutputRefused, match="another stylevid run"):
+            with exclusive(lock, "out.mp4"):
+                pass
+        assert lock.exists()
+    assert not lock.exists()
+    lock.parent.rmdir()                      # a run that ended removed the folder: the next makes it again
+    with exclusive(lock, "out.mp4"):
+        assert lock.exists()
+
+    state = {"inside": 0, "most": 0, "entries": 0}
+    guard = threading.Lock()
+    end = time.monotonic() + 1.5
+
+    def worker():
+        while time.monotonic() < end:
+            try:
+                with exclusive(lock, "out.mp4"):
+                    with guard:
+                        state["inside"] += 1
+                        state["entries"] += 1
+                        state["most"] = max(state["most"], state["inside"])
+                    time.sleep(0.0005)
+                    with guard:
+                        state["inside"] -= 1
+            except OutputRefused:
+                pass
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert state["entries"] > 50
+    assert state["most"] == 1, state
+    assert not lock.exists()

@@ -87,13 +87,17 @@ def run(fn, quiet: bool = False):
     except StylevidError as e:
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.code)
-    except KeyboardInterrupt:
-        err.print("[red]interrupted[/]")
-        raise typer.Exit(130)
+    except KeyboardInterrupt as e:   # a command without a stop flag, or a second signal outside a pipeline's care
+        signum = getattr(e, "signum", 2)
+        err.print(f"[red]error:[/] interrupted by {_SIGNALS.get(signum, 'a signal')}", highlight=False)
+        raise typer.Exit(128 + signum)
     for p in result if isinstance(result, (list, tuple)) else [result]:
         if p is not None:
             print(p)
     return result
+
+
+_SIGNALS = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
 
 def floats(text: str | None, what: str) -> tuple[float, ...] | None:

@@ -142,16 +142,50 @@ def exclusive(lock_file: str | os.PathLike, what: str) -> Iterator[None]:
     """Hold an advisory lock (flock) on ``lock_file``; a second holder is refused at once.
 
     The kernel drops the lock when the process dies (even with kill -9), so no stale lock remains.
+    The lock file is removed when the holder is done (success, error or interrupt), while the lock
+    is still held. That alone would let two runs in: a process that opened the file just before
+    it was unlinked would lock the orphaned inode, and a third one would create and lock a new
+    file. So a process that gets the lock checks that the file it locked is still the one at the
+    path (same device and inode) and starts over otherwise. The lock file's folder is created if
+    it is missing (another run may just have removed it, empty).
     """
     import fcntl
 
     lock_file = Path(lock_file)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    for _ in range(_LOCK_TRIES):
+        try:
+            fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:          # the folder was removed by a run that just ended
+            lock_file.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.close(fd)
             raise OutputRefused(f"{what}: another stylevid run is writing it (lock {lock_file})") from None
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, lock_file):
+            break
+        os.close(fd)                       # we locked a file its holder had already removed
+    else:
+        raise OutputRefused(f"{what}: cannot take the lock {lock_file} (it keeps being replaced)")
+    try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_file)           # still holding the lock: see above
         os.close(fd)
+
+
+_LOCK_TRIES = 100
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    fst = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (fst.st_dev, fst.st_ino)

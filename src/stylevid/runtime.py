@@ -38,7 +38,8 @@ class StopFlag:
     """Set by SIGINT/SIGTERM/SIGHUP inside ``interruptible()``; pipelines poll it at safe points.
 
     The first signal asks for a clean stop (finished work is kept); a second one interrupts at once
-    (KeyboardInterrupt). Frames and checkpoints are written atomically, so neither corrupts them.
+    by raising :class:`StopNow` wherever the main thread is. Frames and checkpoints are written
+    atomically (temporary name, rename), so neither corrupts them.
     """
 
     def __init__(self) -> None:
@@ -46,6 +47,14 @@ class StopFlag:
 
     def __bool__(self) -> bool:
         return self.signum is not None
+
+
+class StopNow(KeyboardInterrupt):
+    """A second stop signal: raised at once in the main thread. ``signum`` is that signal."""
+
+    def __init__(self, signum: int = 2):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def interruptible():
@@ -65,7 +74,7 @@ def interruptible():
 
         def handler(signum, frame):
             if flag.signum is not None:
-                raise KeyboardInterrupt
+                raise StopNow(signum)
             flag.signum = signum
 
         for s in sigs:

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,6 +44,24 @@ def ref(tmp_path_factory):
 
 def run(ref, out, *extra):
     return invoke("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO, *extra)
+
+
+def reuse_frames(ref, out):
+    """Give ``out`` the reference run's finished frames (same input, styles and settings, so the
+    same work-folder key): a run on ``out`` then goes straight to the final mux."""
+    src = work_folders(ref["out"])[0]
+    shutil.copytree(src, out.parent / ".stylevid-work" / (out.name + src.name[len(ref["out"].name):]))
+
+
+def lock_files(folder):
+    return sorted(Path(folder).rglob("*.lock"))
+
+
+def pix_fmt(path) -> str:
+    import av
+
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.pix_fmt
 
 
 @pytest.fixture
@@ -101,15 +121,25 @@ def test_keep_work_keeps_every_finished_frame(ref):
     assert len(finished_frames(ref["out"])) == N
 
 
+def test_even_size_is_encoded_yuv420p(ref):
+    assert pix_fmt(ref["out"]) == "yuv420p"
+
+
 def test_odd_size_and_time_window(tmp_path, ref):
     clip = make_clip(tmp_path / "odd.mp4", moving_square(8, 31, 45), fps=10, audio=0.8)   # mpeg4, odd sides
     out = tmp_path / "odd_out.mp4"
+    verbose = [a for a in FAST_VIDEO if a != "--quiet"]
     r = invoke("video", clip, "-s", ref["style"], "-o", out, "--start", "0.2", "--duration", "0.4",
-               *FAST_VIDEO, "--size", "0")
+               *verbose, "--size", "0", "--keep-work")
     assert r.exit_code == 0, r.stderr
     frames = decoded(out)
     assert len(frames) == 4                                         # frames at 0.2, 0.3, 0.4, 0.5 s
-    assert frames[0].shape[:2] == (32, 46)                          # padded to even for H.264
+    assert frames[0].shape[:2] == (31, 45)                          # the input's exact size
+    assert pix_fmt(out) == "yuv444p"                                # H.264 4:2:0 cannot store odd sides
+    said = [ln for ln in r.stderr.splitlines() if "4:4:4" in ln]
+    assert len(said) == 1 and "45x31" in said[0] and "yuv420p" in said[0]      # the trade-off, said once
+    painted = [np.array(Image.open(f)) for f in finished_frames(out)]
+    assert all(np.abs(a.astype(int) - b).mean() < 3 for a, b in zip(frames, painted))   # not shifted or cut
     assert video_times(out) == [Fraction(k, 10) for k in range(4)]  # the window starts at 0
     shift = Fraction(2, 10)
     kept = [(b, t - shift) for b, t in packets(clip, "audio") if shift <= t < Fraction(6, 10)]
@@ -129,6 +159,7 @@ def test_signal_stops_at_a_frame_boundary_with_a_resume_hint(ref, tmp_path, stop
     assert "2 finished frames" in line and "run the same command again to resume" in line
     assert not out.exists() and not leftovers(tmp_path, out.name)
     assert len(finished_frames(out)) == 2
+    assert not lock_files(tmp_path)                      # the lock file goes with the run
 
 
 def test_resume_gives_the_same_video_as_an_uninterrupted_run(ref, tmp_path, stop_after, monkeypatch):
@@ -145,14 +176,18 @@ def test_resume_gives_the_same_video_as_an_uninterrupted_run(ref, tmp_path, stop
     assert sha256(out) == ref["sha"]               # bit-identical file
     assert all(np.array_equal(a, b) for a, b in zip(decoded(out), ref["frames"]))
     assert not work_folders(out)                   # cleaned after success
+    assert not (tmp_path / ".stylevid-work").exists()   # lock file and folder too
 
 
 def test_second_ctrl_c_stops_at_once_and_keeps_checkpoints(ref, tmp_path, stop_after, monkeypatch):
     out = tmp_path / "twice.mp4"
     stop_after(2, signal.SIGINT, times=2)
     r = run(ref, out)
-    assert r.exit_code == 130 and "Traceback" not in r.stderr
+    assert r.exit_code == 130, r.stderr
+    one_error_line(r.stderr, out, "stopped at once by a second Ctrl-C", "2 finished frames",
+                   "run the same command again to resume")
     assert len(finished_frames(out)) == 2
+    assert not out.exists() and not leftovers(tmp_path, out.name) and not lock_files(tmp_path)
     monkeypatch.undo()
     assert run(ref, out).exit_code == 0
     assert sha256(out) == ref["sha"]
@@ -200,6 +235,53 @@ def test_input_changed_between_a_run_and_its_resume_starts_over(ref, tmp_path, s
     warning = [ln for ln in r.stderr.splitlines() if "changed since an earlier run" in ln]
     assert len(warning) == 1 and "2 finished frames" in warning[0]
     assert not work_folders(out)
+
+
+@pytest.mark.parametrize("signum, code, name", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM"),
+                                                (signal.SIGHUP, 129, "SIGHUP")])
+def test_signal_during_the_final_mux_stops_it_at_once(ref, tmp_path, monkeypatch, signum, code, name):
+    import stylevid.video.writer as W
+
+    out = tmp_path / "mux.mp4"
+    reuse_frames(ref, out)
+    to_frame, encoded = W._to_frame, []
+
+    def encoding(*a):
+        encoded.append(1)
+        if len(encoded) == 2:
+            os.kill(os.getpid(), signum)                 # the signal lands inside the mux, at frame 2
+        return to_frame(*a)
+
+    monkeypatch.setattr(W, "_to_frame", encoding)
+    r = run(ref, out)
+    assert r.exit_code == code, r.stderr
+    one_error_line(r.stderr, out, name, "during the final mux", f"{N} finished frames",
+                   "run the same command again to resume")
+    assert len(encoded) == 2                             # not one frame more was encoded
+    assert not out.exists() and not leftovers(tmp_path, out.name)   # its temporary file removed
+    assert len(finished_frames(out)) == N and not lock_files(tmp_path)
+    monkeypatch.undo()
+    r = run(ref, out)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
+
+
+def test_no_lock_file_is_left_after_success_or_an_error(ref, tmp_path, monkeypatch):
+    from stylevid.errors import WriteFailed
+
+    assert not lock_files(ref["dir"]) and work_folders(ref["out"])      # success (--keep-work: frames kept)
+    out = tmp_path / "failing.mp4"
+    save = V.WorkFolder.save
+
+    def failing(self, t, image):
+        if t == 1:
+            raise WriteFailed(f"{self.path(t)}: disk full")
+        return save(self, t, image)
+
+    monkeypatch.setattr(V.WorkFolder, "save", failing)
+    r = run(ref, out)
+    assert r.exit_code == 7, r.stderr
+    assert not lock_files(tmp_path) and len(finished_frames(out)) == 1
 
 
 def test_a_second_run_on_the_same_output_is_refused(ref, tmp_path):
@@ -328,6 +410,57 @@ def test_real_ctrl_c_exits_130_with_a_resume_hint(ref, tmp_path):
     assert stdout == "" and not out.exists()
     kept = len(finished_frames(out))
     assert kept >= 1
+    r = invoke(*args)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
+
+
+def test_real_sigterm_during_the_final_mux_exits_143_then_rerun_is_bit_identical(ref, tmp_path):
+    out = tmp_path / "muxterm.mp4"
+    reuse_frames(ref, out)
+    args = ("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    p = spawn(*args, prelude=SLOW_MUX)
+    try:
+        wait_for(lambda: leftovers(tmp_path, out.name), p)        # the mux has begun its temporary file
+        p.send_signal(signal.SIGTERM)
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        p.kill()
+    assert p.returncode == 143, stderr
+    one_error_line(stderr, out, "SIGTERM", "during the final mux", "run the same command again to resume")
+    assert stdout == "" and not out.exists() and not leftovers(tmp_path, out.name)
+    assert len(finished_frames(out)) == N and not lock_files(tmp_path)
+    r = invoke(*args)
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == ref["sha"]
+
+
+# The first Ctrl-C asks for a stop at the next check; a long pause after frame 0 leaves it pending,
+# so only the second one can end the process soon.
+PAUSE_AFTER_FRAME_0 = ("import time, stylevid.pipelines.video as v\n_s = v.WorkFolder.save\n"
+                       "v.WorkFolder.save = lambda self, t, im: (_s(self, t, im), time.sleep(60 if t == 0 else 0))[0]\n")
+
+
+def test_real_second_ctrl_c_stops_at_once_with_a_resume_hint(ref, tmp_path):
+    out = tmp_path / "twice_real.mp4"
+    args = ("video", ref["clip"], "-s", ref["style"], "-o", out, *FAST_VIDEO)
+    p = spawn(*args, prelude=PAUSE_AFTER_FRAME_0)
+    try:
+        wait_for(lambda: len(finished_frames(out)) >= 1, p)
+        p.send_signal(signal.SIGINT)
+        time.sleep(0.5)                                             # two signals, not one coalesced
+        sent = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        stdout, stderr = p.communicate(timeout=120)
+        waited = time.monotonic() - sent
+    finally:
+        p.kill()
+    assert p.returncode == 130, stderr
+    one_error_line(stderr, out, "stopped at once by a second Ctrl-C", "1 finished frame",
+                   "run the same command again to resume")
+    assert waited < 30                                              # not the 60 s pause
+    assert stdout == "" and not out.exists() and not leftovers(tmp_path, out.name)
+    assert len(finished_frames(out)) == 1 and not lock_files(tmp_path)
     r = invoke(*args)
     assert r.exit_code == 0, r.stderr
     assert sha256(out) == ref["sha"]

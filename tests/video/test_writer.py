@@ -71,15 +71,66 @@ def test_window_cuts_audio_and_shifts_everything(clips, tmp_path):
     assert kept and packets(out, "audio") == kept
 
 
-def test_odd_input_gives_even_output(clips, tmp_path):
+def pix_fmt(path) -> str:
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.pix_fmt
+
+
+def test_odd_input_keeps_its_exact_size_in_yuv444(clips, tmp_path):
+    # libx264 refuses 4:2:0 at odd sides; 4:4:4 stores them exactly and decodes back at 45x31.
     src, out = clips["odd"], tmp_path / "odd.mp4"
     frames = stylize(src)
-    w = assemble(src, lambda i: frames[i], out)
-    assert (w.width, w.height) == (46, 32)
+    events = []
+    w = assemble(src, lambda i: frames[i], out, on_event=events.append)
+    assert (w.width, w.height) == (45, 31) and w.codec == "libx264"
+    assert pix_fmt(out) == "yuv444p"
     back = list(read_frames(out))
-    assert len(back) == 6 and back[0].image.shape == (32, 46, 3)
-    # Padding repeats the edge: the last column looks like the one before it.
-    assert np.abs(back[0].image[:, -1].astype(int) - back[0].image[:, -2]).mean() < 8
+    assert len(back) == 6 and back[0].image.shape == (31, 45, 3)
+    # Nothing shifted or stretched: each frame is the stylized one, edges included.
+    for b, f in zip(back, frames):
+        assert np.abs(b.image.astype(int) - f).mean() < 3
+        assert np.abs(b.image[:, -1].astype(int) - f[:, -1]).mean() < 6
+    said = [e.text for e in events if isinstance(e, Message) and e.level == "info"]
+    assert len(said) == 1 and "45x31" in said[0] and "4:4:4" in said[0] and "yuv420p" in said[0]
+
+
+def test_even_sizes_stay_yuv420p(clips, tmp_path):
+    src, out = clips["cfr"], tmp_path / "even.mp4"
+    frames = stylize(src)
+    events = []
+    assemble(src, lambda i: frames[i], out, on_event=events.append)
+    assert pix_fmt(out) == "yuv420p"
+    assert not [e for e in events if isinstance(e, Message)]
+
+
+def test_mpeg4_keeps_odd_sizes_in_yuv420p(clips, tmp_path):
+    src, out = clips["odd"], tmp_path / "odd4.mp4"
+    frames = stylize(src)
+    w = assemble(src, lambda i: frames[i], out, codec="mpeg4")
+    assert (w.width, w.height) == (45, 31) and pix_fmt(out) == "yuv420p"
+    assert next(iter(read_frames(out))).image.shape == (31, 45, 3)
+
+
+def test_check_aborts_the_mux_at_once_and_leaves_nothing(clips, tmp_path):
+    src, out = clips["cfr"], tmp_path / "out.mp4"
+    frames = stylize(src)
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def get(i):
+        asked.append(i)
+        return frames[i]
+
+    def check():
+        if len(asked) == 5:
+            raise Stop
+
+    with pytest.raises(Stop):
+        assemble(src, get, out, check=check)
+    assert asked == [0, 1, 2, 3, 4]                    # no frame after the stop was asked for
+    assert list(tmp_path.iterdir()) == []              # the temporary file is gone, no output
 
 
 def test_output_size(clips, tmp_path):

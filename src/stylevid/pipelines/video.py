@@ -12,12 +12,14 @@ stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -117,8 +119,9 @@ class WorkFolder:
     def save(self, t: int, image: np.ndarray) -> np.ndarray:
         """Store frame t atomically, record its sha256; returns the image as stored."""
         p = save_image(image, self.path(t))
-        self.sums[t] = hashlib.sha256(p.read_bytes()).hexdigest()
-        atomic_write_text(self.index_path, json.dumps({"key": self.key, "frames": self.sums}))
+        sums = {**self.sums, t: hashlib.sha256(p.read_bytes()).hexdigest()}
+        atomic_write_text(self.index_path, json.dumps({"key": self.key, "frames": sums}))
+        self.sums = sums     # only once the index on disk says so (a stop in between redoes frame t)
         return image
 
     def done_prefix(self) -> int:
@@ -273,36 +276,66 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
     lock_dir = out.parent / ".stylevid-work"
     lock_dir.mkdir(exist_ok=True)
-    with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
-        if restart and work_root.exists():
-            shutil.rmtree(work_root)
-        _clean_earlier_runs(out, work_root, on_event)
-        work = WorkFolder(work_root, key, {"input": str(inp), "others": [str(s) for s in extra_inputs],
-                                           **frame_settings})
-        done = work.done_prefix()
-        if done:
-            info(on_event, f"resuming: {done} finished frames found in {work_root}")
-        watch = Watch(on_event, flag)
-        try:
-            stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline)
-        except _Stop:
-            n = work.done_prefix()
-            raise Interrupted(f"{out}: stopped by {SIGNAL_NAMES.get(flag.signum, 'a signal')} after {n} finished "
-                              f"frames (kept in {work_root}); run the same command again to resume",
-                              flag.signum or 2) from None
-
-        n = stats["frames"]
-        written = assemble(inp, lambda i: _frame(work, i), out, start=vcfg.start, duration=vcfg.duration,
-                           crf=vcfg.crf, expected=n, overwrite=overwrite, on_event=on_event)
-        if vcfg.preview:
-            write_preview(inp, work, vcfg, out.with_suffix(".preview.png"), on_event)
-        sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
-                      "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
-                      "subtitles": written.subtitles, "size": [written.width, written.height],
-                      "rotation": meta.rotation, **stats, "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
-        if not keep_work:
-            shutil.rmtree(work_root, ignore_errors=True)
+    try:
+        with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
+            work = None
+            stage = "frames"
+            try:
+                if restart and work_root.exists():
+                    shutil.rmtree(work_root)
+                _clean_earlier_runs(out, work_root, on_event)
+                work = WorkFolder(work_root, key, {"input": str(inp), "others": [str(s) for s in extra_inputs],
+                                                   **frame_settings})
+                done = work.done_prefix()
+                if done:
+                    info(on_event, f"resuming: {done} finished frames found in {work_root}")
+                watch = Watch(on_event, flag)
+                stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline)
+                stage = "mux"
+                n = stats["frames"]
+                # The mux polls the stop flag at every packet: a signal aborts it at once (its
+                # temporary file removed, every frame kept) instead of when it ends.
+                written = assemble(inp, lambda i: _frame(work, i), out, start=vcfg.start, duration=vcfg.duration,
+                                   crf=vcfg.crf, expected=n, overwrite=overwrite, on_event=on_event,
+                                   check=watch.check)
+            except (_Stop, KeyboardInterrupt) as e:
+                raise _interrupted(out, work, work_root, flag, e, stage) from None
+            if flag:
+                info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
+            if vcfg.preview:
+                write_preview(inp, work, vcfg, out.with_suffix(".preview.png"), on_event)
+            sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
+                          "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
+                          "subtitles": written.subtitles, "size": [written.width, written.height],
+                          "rotation": meta.rotation, **stats,
+                          "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
+            if not keep_work:
+                shutil.rmtree(work_root, ignore_errors=True)
+    finally:
+        # The lock file is gone (exclusive removes it); the folder goes too when nothing else is in it
+        # (rmdir refuses a folder holding another run's lock or kept frames).
+        with contextlib.suppress(OSError):
+            lock_dir.rmdir()
     return out
+
+
+def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: StopFlag, e: BaseException,
+                 stage: str) -> Interrupted:
+    """The one-line error for a stop: which signal, where, how many frames are kept, how to resume.
+
+    ``e`` is ``_Stop`` (the first signal, seen at a frame boundary, an iteration or a mux packet) or
+    a ``KeyboardInterrupt`` (a second signal, raised at once wherever the run was).
+    """
+    n = work.done_prefix() if work is not None else 0
+    kept = f"{n} finished frame{'' if n == 1 else 's'} (kept in {work_root})"
+    if isinstance(e, KeyboardInterrupt):
+        signum = getattr(e, "signum", None) or flag.signum or signal.SIGINT
+        how = f"stopped at once by a second {SIGNAL_NAMES.get(signum, 'signal')}"
+    else:
+        signum = flag.signum or signal.SIGINT
+        how = f"stopped by {SIGNAL_NAMES.get(signum, 'a signal')}"
+    where = " during the final mux," if stage == "mux" else ""
+    return Interrupted(f"{out}: {how}{where} after {kept}; run the same command again to resume", int(signum))
 
 
 def _working_size(vcfg: VideoConfig, meta) -> int:

@@ -87,17 +87,23 @@ def assemble(
     expected: int | None = None,
     overwrite: bool = False,
     on_event: Sink = null_sink,
+    check: Callable[[], None] | None = None,
 ) -> Written:
     """Write ``output_path``: the frames of ``input_path``'s window replaced by ``get_frame(i)``.
 
     ``get_frame(i)`` returns the stylized uint8 H×W×3 RGB image of the window's frame ``i`` (the
     ``index`` of ``read_frames(input_path, start=start, duration=duration)``). Output size: the
-    images' own (``size=None``), the input's coded size (``0``) or long edge ``size``; sides are
-    padded to even by repeating the edge (libx264 4:2:0 needs even sizes). Each frame keeps its input
-    pts; rotation (display matrix) is written back; audio and subtitles are copied bit-exact, cut to
-    the window and shifted by ``start`` with the video. The output's container follows its extension
-    (.mp4 by default for the CLI). ``expected``: frames the caller stylized; a different count is an
-    error. Written to a temporary name and renamed only once its frame count is verified.
+    images' own (``size=None``), the input's coded size (``0``) or long edge ``size``, kept exactly:
+    even sides are encoded 4:2:0 (yuv420p, what every player plays); an odd side cannot be stored
+    in H.264 4:2:0, so such a video is encoded 4:4:4 (yuv444p) at its exact size, with an info
+    event saying so (see :func:`pixel_format`). Each frame keeps its input pts; rotation (display
+    matrix) is written back; audio and subtitles are copied bit-exact, cut to the window and shifted
+    by ``start`` with the video. The output's container follows its extension (.mp4 by default for
+    the CLI). ``expected``: frames the caller stylized; a different count is an error. Written to a
+    temporary name and renamed only once its frame count is verified.
+
+    ``check``: called before each packet and frame is written; whatever it raises (a stop request)
+    aborts the mux at once: the temporary file is removed and nothing appears under the output.
     """
     check_window(start, duration)
     if not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -114,9 +120,13 @@ def assemble(
         height, width = first.shape[:2]
     else:
         width, height = scaled_size(meta.width, meta.height, size)
-    even_w, even_h = width + width % 2, height + height % 2
-    if (even_w, even_h) != (width, height):
-        info(on_event, f"{out_path}: {width}x{height} padded to {even_w}x{even_h} (H.264 4:2:0 needs even sides)")
+    pix_fmt = pixel_format(vcodec, width, height)
+    if pix_fmt != "yuv420p":
+        info(on_event, f"{out_path}: {width}x{height} has an odd side, which H.264 4:2:0 cannot store; encoded "
+                       f"4:4:4 (yuv444p, High 4:4:4 profile) to keep the exact size. Some hardware players, "
+                       f"phones and browsers do not play 4:4:4; for them, pad to even sides and re-encode: "
+                       f"ffmpeg -i {out_path} -vf 'pad=ceil(iw/2)*2:ceil(ih/2)*2' -pix_fmt yuv420p -c:a copy "
+                       f"{out_path.with_name(out_path.stem + '_420' + out_path.suffix)}")
     if meta.spherical:
         warn(on_event, spherical_hint(out_path))
 
@@ -128,7 +138,7 @@ def assemble(
             with ffmpeg_log() as logs:
                 written, audio_modes, n_subs = _write(
                     inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf,
-                    (width, height, even_w, even_h), start, duration, expected, on_event)
+                    (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check)
                 out.close()   # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
             with contextlib.suppress(Exception):
@@ -141,12 +151,29 @@ def assemble(
         _verify(tmp, fmt, written, out_path)
     if expected is None:
         on_event(Progress("assemble", written, written))   # close the task (with a total, the loop did)
-    return Written(out_path, written, even_w, even_h, vcodec, tuple(audio_modes), n_subs)
+    return Written(out_path, written, width, height, vcodec, tuple(audio_modes), n_subs)
+
+
+def pixel_format(vcodec: str, width: int, height: int) -> str:
+    """The encoded pixel format: yuv420p whenever it can hold the size exactly.
+
+    Measured with PyAV 18.1 / FFmpeg 8.1: libx264 refuses 4:2:0 (and 4:2:2) at an odd width or
+    height, but encodes yuv444p at any size, and the file decodes back at that exact size. (Even in
+    4:2:0 the SPS can crop only by whole chroma samples, so an odd size cannot be signalled either.)
+    The mpeg4 fallback encodes 4:2:0 at odd sizes.
+    """
+    if vcodec == "libx264" and (width % 2 or height % 2):
+        return "yuv444p"
+    return "yuv420p"
+
+
+def _no_check() -> None:
+    pass
 
 
 def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf, dims,
-           start, duration, expected, on_event):
-    width, height, even_w, even_h = dims
+           start, duration, expected, on_event, check):
+    width, height, pix_fmt = dims
     for k, v in inp.metadata.items():
         if k not in _STALE_METADATA:
             out.metadata[k] = v
@@ -154,7 +181,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     # -- video: same time_base as the input, so every pts is copied exactly.
     rate = vs.average_rate or vs.guessed_rate or Fraction(25)
     ovs = out.add_stream(vcodec, rate=Fraction(rate).limit_denominator(1001))
-    ovs.width, ovs.height, ovs.pix_fmt = even_w, even_h, "yuv420p"
+    ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
     tb = vs.time_base
     enc_tb = tb
     if vcodec == "mpeg4" and tb.denominator > 65535:
@@ -166,7 +193,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         ovs.options = {"crf": str(crf)}
     else:
         ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
-        ovs.bit_rate = int(even_w * even_h * float(rate) * 0.5)
+        ovs.bit_rate = int(width * height * float(rate) * 0.5)
     # Tag what we encode: BT.709 limited range (untagged HD is guessed 709, SD 601: be explicit).
     cc = ovs.codec_context
     cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
@@ -234,6 +261,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     fixed = 0
     durations: dict[int, int] = {}
     for item in walk:
+        check()   # a stop request aborts here, within one packet or frame
         if isinstance(item, av.Packet):
             i = item.stream.index
             if i in reencode:
@@ -246,7 +274,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
             out.mux(item)
             continue
         image = first if frames_in == 0 else _image(get_frame, frames_in, out_path)
-        frame = _to_frame(image, width, height, even_w, even_h)
+        frame = _to_frame(image, width, height, pix_fmt)
         pts = shifted(item.pts, tb)
         if enc_tb != tb:
             pts = round(pts * tb / enc_tb)
@@ -261,6 +289,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         out.mux(packets)
         frames_in += 1
         on_event(Progress("assemble", frames_in, expected))
+    check()
     packets = _with_durations(ovs.encode(None), durations)   # flush: the encoder holds the last frames
     packets_out += len(packets)
     out.mux(packets)
@@ -320,15 +349,12 @@ def _image(get_frame, i: int, out_path) -> np.ndarray:
     return img
 
 
-def _to_frame(image: np.ndarray, width: int, height: int, even_w: int, even_h: int) -> av.VideoFrame:
+def _to_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> av.VideoFrame:
     if image.shape[:2] != (height, width):
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
             .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
-    if (even_h, even_w) != (height, width):
-        # Odd sides: repeat the last row/column. H.264 4:2:0 cannot store odd sizes.
-        image = np.pad(image, ((0, even_h - height), (0, even_w - width), (0, 0)), mode="edge")
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-    return frame.reformat(format="yuv420p", dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
+    return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
 
 
 def _reencode(packet, a, oa, state, out, shift, input_path):
