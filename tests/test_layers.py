@@ -1,6 +1,6 @@
 """The import-layer rule: a module imports only modules of its own layer or lower ones.
 
-L0 config, events, errors · L1 runtime, losses, warp, sphere, files, optimize · L2 encoders,
+L0 config, events, errors · L1 runtime, losses, warp, sphere, files, optimize, tiling · L2 encoders,
 weights, images, flow, video · L3 pipelines, text · L4 cli, cli_text. Lazy imports inside
 functions count too (they run sooner or later); only the package ``__init__`` may reach up, and
 only from inside functions (``stylevid.stylize_image`` → pipelines).
@@ -15,12 +15,12 @@ import pytest
 PKG = Path(__file__).resolve().parents[1] / "src" / "stylevid"
 LAYERS = {
     "config": 0, "events": 0, "errors": 0,
-    "runtime": 1, "losses": 1, "warp": 1, "sphere": 1, "files": 1, "optimize": 1,
+    "runtime": 1, "losses": 1, "warp": 1, "sphere": 1, "files": 1, "optimize": 1, "tiling": 1,
     "encoders": 2, "weights": 2, "images": 2, "flow": 2, "video": 2,
     "pipelines": 3, "text": 3,
     "cli": 4, "cli_text": 4,
 }
-IMAGE_CODE = {"encoders", "images", "pipelines", "losses", "warp", "flow", "sphere", "video"}
+IMAGE_CODE = {"encoders", "images", "pipelines", "losses", "warp", "flow", "sphere", "video", "tiling"}
 MODULES = sorted(p for p in PKG.rglob("*.py"))
 
 

@@ -52,6 +52,10 @@ class StyleConfig:
     coarse_iterations: int = 80         # iterations at each coarser scale
     optimizer: str = "lbfgs"
     lr: float = 0.02                    # Adam step on [0,1] pixels
+    lbfgs_history: int = 20             # L-BFGS pairs kept ...
+    lbfgs_memory_mb: int = 1024         # ... fewer when they would take more memory (huge pictures)
+    tile: int = 1024                    # pictures over tile² pixels are evaluated in tiles this wide (0: never)
+    tile_halo: int = 64                 # context around each tile's core, px (a multiple of 32)
     content_weight: float = 0.05
     style_weight: float = 1.0
     tv_weight: float = 2.0

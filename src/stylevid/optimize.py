@@ -3,6 +3,11 @@
 ``optimize(x0, loss_fn, ...)`` minimizes ``loss_fn(x)`` over the pixels of ``x0`` with L-BFGS or
 Adam, keeps pixels in [0,1], reports each iteration through events, and stops early when the
 loss has improved by less than ``tol`` (relative) over the last ``patience`` iterations.
+
+No value goes back to the host inside an iteration: :class:`LBFGS` is written with tensor ops
+only (``torch.optim.LBFGS`` reads the loss and several dot products back every step, a GPU
+sync each), and on a GPU the loss values are read back once every ``GPU_READBACK`` iterations,
+for progress and early stopping. On a CPU reading a value costs nothing; it happens each iteration.
 """
 from __future__ import annotations
 
@@ -13,48 +18,138 @@ from torch import Tensor
 
 from .events import Progress, Sink, null_sink
 
+GPU_READBACK = 10       # iterations between loss read-backs on a GPU
+
+
+class _WithGrad(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+        ctx.save_for_backward(grad)
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        (grad,) = ctx.saved_tensors
+        return g * grad, None, None
+
+
+def with_grad(x: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+    """A loss ``value`` whose gradient with respect to ``x`` was computed already (in pieces: view
+    batches, tiles); ``backward()`` delivers ``grad`` to ``x``."""
+    return _WithGrad.apply(x, value.detach(), grad.detach())
+
+
+def history_pairs(x: Tensor, pairs: int, budget_mb: float | None) -> int:
+    """L-BFGS pairs to keep: ``pairs``, fewer when 2 vectors per pair the size of ``x`` would pass
+    ``budget_mb`` (a 3840×1920 picture is 84 MiB a vector: 20 pairs would be 3.3 GiB). At least 3."""
+    if budget_mb is None:
+        return pairs
+    per_pair = 2 * x.numel() * x.element_size()
+    return max(3, min(pairs, int(budget_mb * 2**20 // per_pair)))
+
+
+class LBFGS:
+    """L-BFGS with a fixed step (no line search), the update of ``torch.optim.LBFGS(max_iter=1,
+    line_search_fn=None)``, in tensor ops only: nothing is read back to the host.
+
+    Two conditions torch tests on the host become arithmetic: a pair without positive curvature
+    (``yᵀs ≤ 1e-10``) is stored with weight 0 (it changes nothing), and a direction that is not a
+    descent direction gives a step of 0.
+    """
+
+    def __init__(self, x: Tensor, history: int = 20, tolerance_change: float = 1e-9):
+        self.x, self.history, self.tol = x, history, tolerance_change
+        self.s: list[Tensor] = []
+        self.y: list[Tensor] = []
+        self.rho: list[Tensor] = []
+        self.d = self.t = self.g_prev = self.h_diag = None
+
+    def direction(self, g: Tensor) -> Tensor:
+        """``-H·g`` by the two-loop recursion over the stored pairs."""
+        q = -g
+        alpha = []
+        for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
+            a = rho * s.dot(q)
+            q = q - a * y
+            alpha.append(a)
+        r = q * self.h_diag
+        for s, y, rho, a in zip(self.s, self.y, self.rho, reversed(alpha)):
+            r = r + s * (a - rho * y.dot(r))
+        return r
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Tensor]) -> Tensor:
+        with torch.enable_grad():
+            loss = closure()
+        g = self.x.grad.reshape(-1)
+        if self.d is None:
+            d = -g
+            t = (1.0 / g.abs().sum()).clamp(max=1.0)       # first step: at most a unit L1 move
+            self.h_diag = g.new_ones(())
+        else:
+            y, s = g - self.g_prev, self.d * self.t
+            ys = y.dot(s)
+            ok = ys > 1e-10
+            self.h_diag = torch.where(ok, ys / y.dot(y), self.h_diag)
+            if len(self.s) == self.history:
+                self.s.pop(0), self.y.pop(0), self.rho.pop(0)
+            self.s.append(s), self.y.append(y), self.rho.append(torch.where(ok, 1.0 / ys, torch.zeros_like(ys)))
+            d = self.direction(g)
+            t = g.new_ones(())
+        t = torch.where(g.dot(d) > -self.tol, torch.zeros_like(t), t)
+        self.x.add_((d * t).view_as(self.x))
+        self.d, self.t, self.g_prev = d, t, g.clone()
+        return loss
+
 
 def optimize(x0: Tensor, loss_fn: Callable[[Tensor], Tensor], iterations: int, optimizer: str = "lbfgs",
              lr: float = 0.02, tol: float = 1e-3, patience: int = 10, on_event: Sink = null_sink,
              task: str = "iterations", on_step: Callable[[int, Tensor], None] | None = None,
+             history: int = 20, history_mb: float | None = None,
              ) -> tuple[Tensor, int, float]:
-    """Return (result, iterations used, final loss)."""
+    """Return (result, iterations used, final loss). ``history``/``history_mb``: L-BFGS pairs and
+    the memory they may take (see :func:`history_pairs`)."""
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS views grads flat
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1.0, max_iter=1, history_size=20, line_search_fn=None)  # a line search doubles the evaluations for the same loss (measured)
+        # A line search doubles the evaluations for the same loss (measured), so none.
+        opt = LBFGS(x, history_pairs(x, history, history_mb))
     elif optimizer == "adam":
         opt = torch.optim.Adam([x], lr=lr)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}")
 
-    last = torch.zeros(())
-
     def closure() -> Tensor:
-        nonlocal last
-        opt.zero_grad(set_to_none=True)
+        x.grad = None
         loss = loss_fn(x)
         loss.backward()
-        last = loss.detach()
-        return loss
+        return loss.detach()
 
-    history: list[float] = []
+    readback = 1 if x.device.type == "cpu" else GPU_READBACK
+    history_: list[float] = []
+    pending: list[Tensor] = []
     on_event(Progress(task, 0, iterations))
-    used = 0
+    used, stop = 0, False
     for i in range(1, iterations + 1):
-        opt.step(closure)
+        pending.append(opt.step(closure))
         with torch.no_grad():
             x.clamp_(0, 1)
         used = i
-        value = float(last)  # one sync per iteration, for progress and early stopping
-        history.append(value)
-        on_event(Progress(task, i, iterations, loss=value))
         if on_step is not None:
             on_step(i, x.detach())
-        if len(history) > patience and history[-1 - patience] - value < tol * abs(history[-1 - patience]):
-            break
-        if not torch.isfinite(last):
+        if len(pending) < readback and i < iterations:
+            continue
+        values = torch.stack(pending).tolist() if len(pending) > 1 else [float(pending[0])]
+        pending.clear()
+        for k, value in enumerate(values, start=i - len(values) + 1):
+            history_.append(value)
+            on_event(Progress(task, k, iterations, loss=value))
+            if value != value or abs(value) == float("inf"):                # not finite: give up
+                stop = True
+            elif len(history_) > patience and history_[-1 - patience] - value < tol * abs(history_[-1 - patience]):
+                stop = True
+        if stop:
             break
     if used < iterations:
-        on_event(Progress(task, iterations, iterations, loss=history[-1] if history else None,
+        on_event(Progress(task, iterations, iterations, loss=history_[-1] if history_ else None,
                           detail=f"stopped early after {used}"))
-    return x.detach(), used, history[-1] if history else float("nan")
+    return x.detach(), used, history_[-1] if history_ else float("nan")

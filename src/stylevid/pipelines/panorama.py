@@ -17,9 +17,10 @@ no view border stays in place. The variable is held in a latitude-adaptive form
 (``sphere.LatitudeGrid``): rows near the poles keep only as many samples as the views can resolve
 (W/2^k), expanded to W columns by circular interpolation. A polar sample then moves the picture as
 much as an equatorial one (L-BFGS stays well conditioned at the poles), and the picture has no
-detail along the polar rows that the views cannot see (it would show as radial streaks). Memory depends on the face size and the batch of views, not on the panorama: the views
-are processed in batches and their gradients accumulated (the L-BFGS history, 40 copies of the
-variable, is the part that grows with the panorama; Adam keeps 2).
+detail along the polar rows that the views cannot see (it would show as radial streaks). Memory depends on the face size and the batch of views, not on
+the panorama: the views are processed in batches and their gradients accumulated. The L-BFGS
+history (2 copies of the variable per pair) is the part that grows with the panorama; it is capped
+by ``--lbfgs-memory`` (fewer pairs for huge panoramas; Adam keeps 2 copies).
 
 Also here: projection detection (XMP GPano, 2:1 frames), GPano XMP kept on save, cube-map export,
 and ``stylize_panorama`` (the 360-aware ``stylize_image``).
@@ -42,26 +43,12 @@ from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
-from ..optimize import optimize
+from ..optimize import optimize, with_grad
 from ..runtime import generator
 from .. import sphere as S
 from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar, validate
 
 GPANO_NS = "http://ns.google.com/photos/1.0/panorama/"
-
-
-class _WithGrad(torch.autograd.Function):
-    """A loss value whose gradient with respect to ``x`` was already computed (in view batches)."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, value: Tensor, grad: Tensor) -> Tensor:
-        ctx.save_for_backward(grad)
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, g: Tensor):
-        (grad,) = ctx.saved_tensors
-        return g * grad, None, None
 
 
 class SphereObjective:
@@ -159,7 +146,7 @@ class SphereObjective:
         dy = ((x[..., 1:, :] - x[..., :-1, :]).abs() * ay).sum() / (ay.sum() * x.shape[1] * x.shape[-1])
         return dx + dy
 
-    def picture_loss(self, pic: Tensor, with_grad: bool = True) -> tuple[Tensor, Tensor | None]:
+    def picture_loss(self, pic: Tensor) -> tuple[Tensor, Tensor]:
         """(loss, its gradient with respect to the equirect ``pic``), view batch by view batch."""
         cfg = self.st.cfg
         with torch.enable_grad():
@@ -193,7 +180,7 @@ class SphereObjective:
             pic = self.grid_lat.unpack(leaf)
             value, gpic = self.picture_loss(pic)
             (grad,) = torch.autograd.grad(pic, leaf, grad_outputs=gpic)
-        return _WithGrad.apply(y, value, grad.contiguous())
+        return with_grad(y, value, grad.contiguous())
 
 
 class PanoramaStylizer(Stylizer):
@@ -272,7 +259,7 @@ class PanoramaStylizer(Stylizer):
         # a rotation bumps the loss: give early stopping a few rotations of patience
         y, used, _ = optimize(grid.pack(init), obj, iterations, self.cfg.optimizer, self.cfg.lr,
                               self.cfg.early_stop_tol, max(self.cfg.early_stop_patience, 4 * every), self.on_event,
-                              task, step_packed)
+                              task, step_packed, self.cfg.lbfgs_history, self.cfg.lbfgs_memory_mb)
         return grid.unpack(y).clamp(0, 1), used
 
     def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,

@@ -20,8 +20,9 @@ from ..events import Sink, info, null_sink
 from ..files import atomic_write_text, check_input, check_output
 from ..images import fit_size, image_format, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import ContentLoss, StyleLoss, total_variation
-from ..optimize import optimize
+from ..optimize import optimize, with_grad
 from ..runtime import generator, pick_device
+from ..tiling import ALIGN, TiledLoss, tile_grid, tiled_features
 
 # A callable adding extra loss terms (the video pipeline's temporal loss).
 Extra = Callable[[Tensor], Tensor]
@@ -53,6 +54,13 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
             raise BadInput("--style-blend weights must be non-negative with a positive sum")
     if cfg.lr <= 0:
         raise BadInput("--lr must be positive")
+    if cfg.tile and not (cfg.tile_halo >= 0 and cfg.tile_halo % ALIGN == 0 and cfg.tile - 2 * cfg.tile_halo >= ALIGN):
+        raise BadInput(f"--tile {cfg.tile} --tile-halo {cfg.tile_halo}: the halo must be a multiple of {ALIGN} "
+                       f"and the tile at least 2 halos + {ALIGN} px (or --tile 0: never tile)")
+    if cfg.tile < 0:
+        raise BadInput("--tile must be 0 (never tile) or positive")
+    if cfg.lbfgs_history < 1 or cfg.lbfgs_memory_mb <= 0:
+        raise BadInput("--lbfgs-history and --lbfgs-memory must be positive")
     style_layers = cfg.layers()[0]
     for name, w in cfg.layer_weights.items():
         if name not in style_layers:
@@ -101,8 +109,15 @@ class Stylizer:
         with torch.no_grad():
             return ContentLoss(self.encoder(content, self.content_layers))
 
-    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False) -> Callable[[Tensor], Tensor]:
+    def tiled(self, h: int, w: int) -> bool:
+        """True when an ``h×w`` picture is evaluated in tiles (more than ``cfg.tile``² pixels)."""
+        return bool(self.cfg.tile) and h * w > self.cfg.tile ** 2
+
+    def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False,
+                  index: int = 0) -> Callable[[Tensor], Tensor]:
         cfg = self.cfg
+        if self.tiled(*content.shape[-2:]):
+            return self.tiled_objective(content, extra, wrap_x, index)
         style = self.style_loss_for(max(content.shape[-2:]))
         cont = self.content_loss_for(content) if cfg.content_weight > 0 else None
         layers = [*self.style_layers, *(self.content_layers if cont else ())]
@@ -118,6 +133,33 @@ class Stylizer:
 
         return loss_fn
 
+    def tiled_objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False,
+                        index: int = 0) -> Callable[[Tensor], Tensor]:
+        """The same loss for a picture beyond memory: encoder terms tile by tile (``tiling``), the
+        picture-wide terms (total variation, ``extra``) on the whole picture."""
+        cfg = self.cfg
+        core = max(ALIGN, (cfg.tile - 2 * cfg.tile_halo) // ALIGN * ALIGN)
+        strides = {k: self.encoder.taps[k].stride for k in (*self.style_layers, *self.content_layers)}
+        cont = None
+        if cfg.content_weight > 0:
+            grid = tile_grid(*content.shape[-2:], core, cfg.tile_halo)
+            cont = tiled_features(self.encoder, content, list(self.content_layers), strides, grid)
+        style = self.style_loss_for(max(content.shape[-2:])) if cfg.style_weight > 0 else None
+        tiled = TiledLoss(self.encoder, strides, style, cfg.style_weight, cont, cfg.content_weight, core,
+                          cfg.tile_halo, generator(cfg.seed, index))
+
+        def loss_fn(x: Tensor) -> Tensor:
+            value, grad = tiled(x.detach())
+            with torch.enable_grad():
+                xd = x.detach().requires_grad_(True)
+                dense = cfg.tv_weight * total_variation(xd, wrap_x)
+                if extra is not None:
+                    dense = dense + extra(xd)
+                (g,) = torch.autograd.grad(dense, xd)
+            return with_grad(x, value + dense.detach(), grad + g)
+
+        return loss_fn
+
     # -- optimization ----------------------------------------------------------------------------
     def initial(self, content: Tensor, seed: int, index: int = 0) -> Tensor:
         if self.cfg.init == "content":
@@ -129,11 +171,12 @@ class Stylizer:
 
     def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
                     on_step=None, task: str = "iterations", wrap_x: bool = False, index: int = 0) -> tuple[Tensor, int]:
-        """One optimization at the size of ``content``. ``index`` (the frame) seeds random draws of
-        subclasses (the 360 view rotations); the flat stylizer draws nothing."""
-        x, used, _ = optimize(init, self.objective(content, extra, wrap_x), iterations, self.cfg.optimizer,
-                              self.cfg.lr, self.cfg.early_stop_tol, self.cfg.early_stop_patience,
-                              self.on_event, task, on_step)
+        """One optimization at the size of ``content``. ``index`` (the frame) seeds the random draws
+        (tile grid offsets of huge pictures, the 360 view rotations), so a resumed video repeats itself."""
+        cfg = self.cfg
+        x, used, _ = optimize(init, self.objective(content, extra, wrap_x, index), iterations, cfg.optimizer,
+                              cfg.lr, cfg.early_stop_tol, cfg.early_stop_patience, self.on_event, task, on_step,
+                              cfg.lbfgs_history, cfg.lbfgs_memory_mb)
         return x, used
 
     def pyramid(self, h: int, w: int) -> list[tuple[int, int]]:
@@ -163,7 +206,7 @@ class Stylizer:
             x = self.initial(c, seed, index) if x is None else resize(x, size).clamp(0, 1)
             its = (self.cfg.iterations if iterations is None else iterations) if level == len(sizes) - 1 else self.cfg.coarse_iterations
             step = (lambda i, xx, lv=level: on_step(lv, i, xx)) if on_step else None
-            x, n = self.optimize_at(c, x, its, on_step=step,
+            x, n = self.optimize_at(c, x, its, on_step=step, index=index,
                                     task=f"scale {level + 1}/{len(sizes)} {size[1]}x{size[0]}")
             used.append(n)
         out = to_uint8(x)
