@@ -420,3 +420,112 @@ def test_lock_file_is_removed_and_two_holders_never_overlap(tmp_path):
     assert state["entries"] > 50
     assert state["most"] == 1, state
     assert not lock.exists()
+
+
+# -- dream: photo and video ---------------------------------------------------------------------------------------
+
+FAST_DREAM = ["--size", "32", "--octaves", "1", "--steps", "1", "--device", "cpu", "-q"]
+
+DREAM_INPUTS = [  # (id, file name, exit code, words in the line); a video extension is dreamed as a video
+    ("missing_photo", "nope.png", 3, "input not found"),
+    ("missing_video", "nope.mp4", 3, "input not found"),
+    ("directory", "dir", 2, "is a directory"),
+    ("fifo", "fifo", 2, "not a regular file"),
+    ("concat_protocol", "concat:clip.mp4|clip.mp4", 2, "not accepted"),
+    ("empty_photo", "empty.png", 2, "empty file"),
+    ("empty_video", "empty.mp4", 2, "empty file"),
+    ("random_bytes_photo", "random.png", 4, "not an image"),
+    ("random_bytes_video", "random.mp4", 4, "not a readable video"),
+    ("png_renamed_mp4", "png.mp4", 4, "a still image (png), not a video"),
+    ("mp4_truncated_in_header", "header.mp4", 4, "not a readable video"),
+    ("zero_decodable_frames", "nomedia.mp4", 4, "not a readable video"),
+    ("truncated_png", "truncated.png", 4, "truncated"),
+    ("decompression_bomb", "bomb.png", 5, ""),
+    ("absurd_dimensions", "huge.y4m", 5, "over the limit"),
+    ("too_small_photo", "tiny.png", 2, "too small"),
+    ("too_small_video", "tinyv.mp4", 2, "under the 16 px minimum"),
+]
+
+
+@pytest.mark.parametrize("name, code, words", [m[1:] for m in DREAM_INPUTS], ids=[m[0] for m in DREAM_INPUTS])
+def test_dream_refuses_bad_input(d, name, code, words):
+    path = name if ":" in name else d / name
+    out = d / ("out.png" if Path(name).suffix in (".png", "") else "out.mp4")
+    check_refused(d, ["dream", path, "-o", out, *FAST_DREAM], code, shown(name), words)
+
+
+@pytest.mark.parametrize("option, name, code", [("--guide", "nope.png", 3), ("--guide", "random.png", 4),
+                                                ("--guide", "clip.mp4", 4), ("--mask", "bomb.png", 5),
+                                                ("--mask", "dir", 2)])
+def test_dream_refuses_a_bad_guide_or_mask(d, option, name, code):
+    check_refused(d, ["dream", d / "photo.png", "-o", d / "out.png", *FAST_DREAM, option, d / name], code, name)
+
+
+DREAM_OPTIONS = [["--octaves", "0"], ["--octave-scale", "1"], ["--octave-scale", "nan"], ["--steps", "-1"],
+                 ["--step-size", "0"], ["--jitter", "-1"], ["--size", "8"], ["--layer", "nope"],
+                 ["--layer", "block7:x"], ["--channel", "block7:999"], ["--channel", "x"], ["--encoder", "alexnet"],
+                 ["--projection", "cube"], ["--device", "tpu"], ["--save-every", "-1"], ["--crf", "99"],
+                 ["--flow", "xyz"], ["--start", "-1"], ["--duration", "0"]]
+
+
+@pytest.mark.parametrize("kind", ["photo", "video"])
+@pytest.mark.parametrize("opt", DREAM_OPTIONS, ids=[" ".join(o) for o in DREAM_OPTIONS])
+def test_dream_refuses_bad_option_values(d, kind, opt):
+    # Video options are checked for a photo too; the device and weights before any work folder is made.
+    inp, out = (d / "photo.png", d / "out.png") if kind == "photo" else (d / "clip.mp4", d / "out.mp4")
+    line = check_refused(d, ["dream", inp, "-o", out, *FAST_DREAM, *opt], 2)
+    assert opt[0] in line
+
+
+def test_dream_photo_warns_that_video_options_are_ignored(d, tmp_path):
+    r = invoke("dream", d / "photo.png", "-o", tmp_path / "o.png", *FAST_DREAM, "--crf", "20", "--start", "1")
+    assert r.exit_code == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and "--start, --crf" in warnings[0] and "ignored for a photo" in warnings[0]
+
+
+@pytest.mark.parametrize("inp, target", [("photo.png", "photo.png"), ("photo.png", "style.png"),
+                                         ("clip.mp4", "clip.mp4"), ("clip.mp4", "style.png")],
+                         ids=["photo_itself", "photo_guide", "video_itself", "video_guide"])
+def test_dream_output_equal_to_an_input_is_refused(d, inp, target):
+    args = ["dream", d / inp, "-o", d / target, "--guide", d / "style.png", "--overwrite", *FAST_DREAM]
+    check_refused(d, args, 6, target, "input")
+
+
+@pytest.mark.parametrize("inp, out", [("photo.png", "exists.png"), ("clip.mp4", "exists.mp4")])
+def test_dream_existing_output_is_refused_and_kept(d, tmp_path, inp, out):
+    (tmp_path / out).write_bytes(b"keep me")
+    r = invoke("dream", d / inp, "-o", tmp_path / out, *FAST_DREAM)
+    assert r.exit_code == 6
+    one_error_line(r.stderr, out, "--overwrite")
+    assert (tmp_path / out).read_bytes() == b"keep me" and sorted(tmp_path.iterdir()) == [tmp_path / out]
+
+
+def test_ctrl_c_during_a_dream_video_keeps_frames_and_resumes_to_the_same_video(d, tmp_path, monkeypatch):
+    import signal
+
+    from stylevid.pipelines import video as V
+    from tests.cli_helpers import finished_frames, sha256
+
+    args = lambda out: ("dream", d / "clip.mp4", "-o", out, *FAST_DREAM)   # noqa: E731
+    whole = tmp_path / "whole.mp4"
+    assert invoke(*args(whole)).exit_code == 0
+    out = tmp_path / "stopped.mp4"
+    save = V.WorkFolder.save
+
+    def saving(self, t, image):
+        result = save(self, t, image)
+        if t == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(V.WorkFolder, "save", saving)
+    r = invoke(*args(out))
+    assert r.exit_code == 130, r.stderr
+    one_error_line(r.stderr, out, "Ctrl-C", "2 finished frames", "run the same command again to resume")
+    assert not out.exists() and not leftovers(tmp_path, out.name) and len(finished_frames(out)) == 2
+    assert not list(tmp_path.rglob("*.lock"))
+    monkeypatch.undo()
+    r = invoke(*args(out))
+    assert r.exit_code == 0, r.stderr
+    assert sha256(out) == sha256(whole)

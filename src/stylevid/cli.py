@@ -306,7 +306,7 @@ def dream(
     quiet: bool = O_QUIET,
 ):
     """Deep dream: make the chosen filters fire harder, octave by octave."""
-    from .pipelines.dream import dream_image, is_video, parse_channel, parse_layer
+    from .pipelines.dream import dream as run_dream, parse_channel, parse_layer
 
     def job(sink):
         cfg = C.DreamConfig(
@@ -314,14 +314,9 @@ def dream(
             layers=tuple(parse_layer(t) for t in layer), channels=tuple(parse_channel(t) for t in channel),
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
             size=size, seed=seed, save_every=save_every)
-        if input.is_file() and is_video(input):
-            from .pipelines.dream import dream_video
-
-            vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
-            return dream_video(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
-                               keep_work=keep_work, on_event=sink, projection=projection)
-        return dream_image(input, output, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=sink,
-                           projection=projection)
+        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
+        return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
+                         keep_work=keep_work, on_event=sink, projection=projection)
 
     run(job, quiet)
 

@@ -6,8 +6,8 @@ Torch and the text package are imported inside the commands so ``--help`` stays 
 """
 from __future__ import annotations
 
-import contextlib
 import functools
+import math
 import signal
 import sys
 from dataclasses import replace
@@ -34,8 +34,11 @@ def _fail(e: StylevidError) -> typer.Exit:
     return typer.Exit(e.code)
 
 
+_SIGNALS = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
+
+
 def _errors(fn):
-    """StylevidError -> one line on stderr and its exit code."""
+    """StylevidError -> one line on stderr and its exit code; an interrupt -> one line, 128 + signal."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -43,6 +46,9 @@ def _errors(fn):
             return fn(*args, **kwargs)
         except StylevidError as e:
             raise _fail(e) from None
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", signal.SIGINT)
+            raise _fail(Interrupted(f"interrupted by {_SIGNALS.get(signum, 'a signal')}", signum)) from None
 
     return wrapper
 
@@ -95,25 +101,13 @@ class _Renderer:
             self.console.print(f"epoch {event.done}/{event.total}: {event.detail}", markup=False, highlight=False)
 
 
-@contextlib.contextmanager
-def _graceful_stop():
-    """First Ctrl-C asks training to stop at the next batch (checkpoint kept); a second one aborts."""
-    flag = {"stop": False}
-
-    def handler(signum, frame):
-        if flag["stop"]:
-            raise KeyboardInterrupt
-        flag["stop"] = True
-
+def _identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of a file, None if missing: a checkpoint is replaced by a rename, so it changes."""
     try:
-        old = signal.signal(signal.SIGINT, handler)
-    except ValueError:          # not in the main thread
-        old = None
-    try:
-        yield lambda: flag["stop"]
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def _corpus(corpus: Optional[Path], demo: bool) -> str:
@@ -155,21 +149,38 @@ def train(
 ):
     """Train an LSTM language model on CORPUS; write OUTPUT (prints its path)."""
     text = _corpus(corpus, demo_corpus)
+    if not (math.isfinite(minutes) and minutes >= 0):
+        raise BadInput(f"--minutes {minutes}: must be 0 (no limit) or more")
+    from .runtime import interruptible
     from .text.train import train as run
 
     cfg = replace(_D, level=level, layers=layers, hidden=hidden, embedding=embedding, dropout=dropout,
                   vocab_size=vocab_size, seq_len=seq_len, batch_size=batch_size, epochs=epochs, lr=lr,
                   val_split=val_split, seed=seed, sample_every=sample_every, device=device)
-    with _graceful_stop() as stop, _Renderer(quiet) as render:
-        result = run(text, output, cfg, resume=resume, overwrite=overwrite,
-                     max_seconds=minutes * 60 if minutes > 0 else None, stop=stop, on_event=render)
+    # The first Ctrl-C / SIGTERM / SIGHUP stops at the next batch with a checkpoint; a second one at once.
+    with interruptible() as flag, _Renderer(quiet) as render:
+        before = _identity(output)
+        try:
+            result = run(text, output, cfg, resume=resume, overwrite=overwrite,
+                         max_seconds=minutes * 60 if minutes > 0 else None, stop=lambda: bool(flag),
+                         on_event=render, inputs=[corpus] if corpus is not None else [])
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", None) or flag.signum or signal.SIGINT
+            after = _identity(output)
+            if after is not None and (after != before or resume):
+                kept = f"{output} holds the last checkpoint written, intact: continue with --resume"
+            else:
+                kept = "no checkpoint written" + (f"; {output} is unchanged" if after is not None else "")
+            raise _fail(Interrupted(f"{output}: stopped at once by a second {_SIGNALS.get(signum, 'signal')}; "
+                                    f"{kept}", signum)) from None
     if result.val_ppl is not None:
         done = f"{result.epochs} epochs" + (f" and {result.position} batches" if result.position else "")
         print(f"validation perplexity {result.val_ppl:.1f} after {done}", file=sys.stderr)
+    if flag and result.stopped:
+        raise _fail(Interrupted(f"{result.path}: stopped by {_SIGNALS.get(flag.signum, 'a signal')} at epoch "
+                                f"{result.epochs + 1}, batch {result.position}; checkpoint kept, continue with "
+                                f"--resume", flag.signum))
     print(result.path)
-    if stop():
-        raise _fail(Interrupted(f"{result.path}: interrupted at epoch {result.epochs + 1}, batch "
-                                f"{result.position}; checkpoint kept, continue with --resume"))
 
 
 @app.command()
@@ -239,7 +250,7 @@ def finetune(
                   val_split=val_split, seed=seed, device=device)
     with _Renderer(quiet) as render:
         result = run(text, output, cfg, offline=offline, overwrite=overwrite,
-                     max_steps=max_steps or None, on_event=render)
+                     max_steps=max_steps or None, on_event=render, inputs=[corpus] if corpus is not None else [])
     print(result.path)
 
 

@@ -37,7 +37,7 @@ def check_input(path: str | os.PathLike, what: str = "input") -> Path:
     except OSError as e:
         raise InputNotFound(f"{s}: cannot read {what} ({e.strerror})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise BadInput(f"{s}: is a directory, expected a {what} file")
+        raise BadInput(f"{s}: is a directory, expected {'an' if what[:1] in 'aeiou' else 'a'} {what} file")
     if not stat.S_ISREG(st.st_mode):
         raise BadInput(f"{s}: not a regular file (FIFO, device or socket)")
     if st.st_size == 0:

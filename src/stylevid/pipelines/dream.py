@@ -48,7 +48,7 @@ from torch import Tensor
 from ..config import ENCODER_LAYERS, PROJECTIONS, DreamConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
-from ..events import Progress, Sink, info, null_sink
+from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
@@ -336,11 +336,21 @@ class Dreamer:
 
 
 # -- files ----------------------------------------------------------------------------------------------
+# Extensions that name a video container: such a file is dreamed as a video, and refused by the video
+# reader if it is not one (a PNG renamed .mp4 is "a still image (png), not a video", as for `video`).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
+                              ".mpeg", ".wmv", ".flv", ".3gp", ".ogv", ".y4m"})
+
+
 def is_video(path: str | Path) -> bool:
-    """True when ``path`` does not carry an image extension Pillow knows and PyAV finds a video stream
-    in it (an unreadable file is not a video: the image reader then reports it)."""
+    """Whether ``path`` is dreamed as a video: its extension names a video container, or (an
+    extension Pillow does not know either) PyAV finds a video stream in it. Anything else is read
+    as a picture, and the image reader reports what is wrong with it."""
     p = Path(path)
-    if p.suffix.lower() in Image.registered_extensions():
+    ext = p.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return True
+    if ext in Image.registered_extensions():
         return False
     try:
         from ..video.probe import probe
@@ -484,9 +494,12 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
+    # The device and the weights are checked now: a bad one must fail before a work folder is made.
+    dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
 
     def make_painter(size: int, sink: Sink) -> DreamPainter:
-        return DreamPainter(Dreamer(cfg, on_event=sink, guide=guide_image), warm_steps, mask_array)
+        dreamer.on_event = sink
+        return DreamPainter(dreamer, warm_steps, mask_array)
 
     others = [p for p in (gpath, mpath) if p is not None]
     return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg)}, others,
@@ -496,11 +509,41 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
                      use_temporal=False, offline=cfg.offline)
 
 
+def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), vcfg=None,
+          guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
+          restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
+          projection: str = "auto") -> Path:
+    """Dream a photo or a video, whichever ``input`` is (:func:`is_video`); returns the output path.
+
+    Every option is checked first, the video ones (``vcfg``: window, flow, crf) even for a photo; for
+    a photo, video options given other values than their defaults are ignored with a warning.
+    """
+    from ..config import VideoConfig
+    from .video import validate_video
+
+    path = check_input(input, "input")
+    validate(cfg)
+    if vcfg is not None:
+        validate_video(vcfg)
+    if is_video(path):
+        return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
+                           keep_work=keep_work, on_event=on_event, projection=projection)
+    if vcfg is not None:
+        d = VideoConfig()
+        ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf")
+                   if getattr(vcfg, k) != getattr(d, k)]
+        ignored += [o for o, on in (("--restart", restart), ("--keep-work", keep_work)) if on]
+        if ignored:
+            warn(on_event, f"{path}: {', '.join(ignored)} apply to videos only; ignored for a photo")
+    return dream_image(path, out, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=on_event,
+                       projection=projection)
+
+
 def _describe(t: Term) -> str:
     name, ch, w = t
     s = name if ch is None else f"{name}:{ch}"
     return s if w == 1 else f"{s}×{w:g}"
 
 
-__all__ = ["Dreamer", "dream_image", "dream_video", "DreamPainter", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
+__all__ = ["Dreamer", "dream", "dream_image", "dream_video", "VIDEO_EXTENSIONS", "DreamPainter", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
            "load_mask", "default_output", "is_video", "MIN_OCTAVE_SIDE"]

@@ -7,6 +7,7 @@ model from any other ``.pt`` file.
 """
 from __future__ import annotations
 
+import io
 import os
 import re
 import warnings
@@ -25,8 +26,13 @@ REQUIRED = ("shape", "tokenizer", "model", "train", "corpus")
 def save(path: str | os.PathLike, payload: dict) -> Path:
     """Write ``payload`` (which must carry the format marker) under a temporary name, then rename."""
     payload = {"format": FORMAT, "version": VERSION, **payload}
+    # Serialized in memory first: torch.save writing to a file on a full disk raises a RuntimeError
+    # ("unexpected pos 64 vs 0") that says nothing of the disk; a plain write raises OSError ENOSPC,
+    # which atomic_path reports as "disk full".
+    buf = io.BytesIO()
+    torch.save(payload, buf)
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
 
@@ -52,10 +58,13 @@ def load(path: str | os.PathLike) -> dict:
 
 def _why(e: BaseException) -> str:
     msg = str(e)
-    m = re.search(r"WeightsUnpickler error:\s*(.+)", msg)
+    m = (re.search(r"WeightsUnpickler error:\s*(.+)", msg)
+         or re.search(r"^(Trying to load unsupported .+|Unsupported global: .+)$", msg, re.M))
     if m:
         return (f"not a stylevid text model (the weights-only loader refused it: "
                 f"{m.group(1).strip().rstrip('.')[:120]})")
+    if msg.startswith("Weights only load failed"):
+        return "not a stylevid text model (the weights-only loader refused it)"
     if "zip archive" in msg or "central directory" in msg or isinstance(e, EOFError):
         return "corrupted or truncated checkpoint (not a complete torch zip file)"
     first = (msg.strip().splitlines() or [type(e).__name__])[0]

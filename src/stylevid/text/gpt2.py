@@ -20,6 +20,7 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -141,10 +142,17 @@ def _evaluate(model, blocks: torch.Tensor, batch: int, device) -> float | None:
 
 def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), *,
              base: str | os.PathLike | None = None, offline: bool = False, overwrite: bool = False,
-             max_steps: int | None = None, on_event: Sink = null_sink) -> FinetuneResult:
-    """Fine-tune GPT-2 (``base``, default ``cfg.base``) on ``text``; write the folder ``out``."""
+             max_steps: int | None = None, on_event: Sink = null_sink,
+             inputs: Sequence[str | os.PathLike] = ()) -> FinetuneResult:
+    """Fine-tune GPT-2 (``base``, default ``cfg.base``) on ``text``; write the folder ``out``.
+
+    ``inputs``: the files the text came from; ``out`` (replaced whole) may not be or hold one."""
     t0 = time.monotonic()
     out = Path(out)
+    for i in inputs:
+        r, o = Path(i).resolve(), out.resolve()
+        if r == o or o in r.parents:
+            raise OutputRefused(f"{out}: output would overwrite an input ({i})")
     if out.exists() and not out.is_dir():
         raise OutputRefused(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not overwrite:

@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,8 @@ def check_training(cfg: TextConfig) -> None:
         raise BadInput(f"--val-split {cfg.val_split}: must be in [0, 1)")
     if not 0 <= cfg.dropout < 1:
         raise BadInput(f"--dropout {cfg.dropout}: must be in [0, 1)")
+    if cfg.sample_every < 0:
+        raise BadInput(f"--sample-every {cfg.sample_every}: must be 0 (only at the end) or more")
 
 
 @dataclass
@@ -149,19 +151,25 @@ def _set_rng_state(st: dict, device: torch.device) -> None:
 
 def train(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), *, resume: bool = False,
           overwrite: bool = False, max_seconds: float | None = None,
-          stop: Callable[[], bool] | None = None, on_event: Sink = null_sink) -> TrainResult:
+          stop: Callable[[], bool] | None = None, on_event: Sink = null_sink,
+          inputs: Sequence[str | os.PathLike] = ()) -> TrainResult:
     """Train on ``text`` and write the checkpoint ``out`` after every epoch.
 
     ``resume``: continue from ``out`` if it exists (its settings win, except ``epochs``,
     ``sample_every`` and ``device``). ``max_seconds`` / ``stop()``: end early at a batch
-    boundary, checkpoint included, so a later ``resume`` goes on from there.
+    boundary, checkpoint included, so a later ``resume`` goes on from there. ``inputs``: the
+    files the text came from; ``out`` may never be one of them, even with ``overwrite``.
     """
     t0 = time.monotonic()
     check_training(cfg)
+    if max_seconds is not None and not max_seconds > 0:
+        raise BadInput(f"time limit {max_seconds!r} s: must be above 0")
     out = Path(out)
     sha = text_sha256(text)
     saved = None
+    inputs = [Path(i) for i in inputs]
     if resume and out.exists():
+        check_output(out, inputs, overwrite=True)        # never an input, even to resume from
         saved = checkpoint.load(out)
         tr = saved["train"]
         if tr.get("corpus_sha256") != sha:
@@ -170,7 +178,7 @@ def train(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), *, 
                       device=cfg.device)
         check_training(cfg)
     else:
-        check_output(out, overwrite=overwrite or resume)
+        check_output(out, inputs, overwrite=overwrite or resume)
     device = pick_device(cfg.device)
 
     data = _prepare(text, cfg, Vocab(saved["tokenizer"]["vocab"]) if saved else None)

@@ -32,9 +32,9 @@ class Frame:
 
 def check_window(start: float, duration: float | None) -> None:
     if not (isinstance(start, (int, float)) and math.isfinite(start) and start >= 0):
-        raise BadInput(f"start must be a finite number of seconds >= 0, got {start!r}")
+        raise BadInput(f"--start {start!r}: must be a finite number of seconds >= 0")
     if duration is not None and not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
-        raise BadInput(f"duration must be a finite number of seconds > 0, got {duration!r}")
+        raise BadInput(f"--duration {duration!r}: must be a finite number of seconds > 0")
 
 
 def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
