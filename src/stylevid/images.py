@@ -129,7 +129,10 @@ def save_image(image: np.ndarray, path: str | Path, xmp: bytes | None = None, qu
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 H×W×3 → float32 1×3×H×W in [0,1]."""
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    image = np.ascontiguousarray(image)
+    if not image.flags.writeable:     # torch warns on read-only arrays (a decoded frame, np.asarray(PIL))
+        image = image.copy()
+    t = torch.from_numpy(image).to(device)
     return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
