@@ -93,6 +93,155 @@ def bench_still(out: list[str]) -> None:
             f"defaults: {s.scales} scales, {s.coarse_iterations}+{s.iterations} iterations, {s.optimizer}).", ""]
 
 
+PREVIOUS = "8a7f715"    # the previous release (tag v0.1.0): its README numbers came from this commit
+
+
+def run_image(src: Path, content: Path, style: Path, extra: list[str] = ()) -> tuple[float, dict]:
+    """Wall time and sidecar of `stylevid image` run from the source tree ``src``."""
+    with tempfile.TemporaryDirectory() as d:
+        o = Path(d) / "out.png"
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "stylevid.cli", "image", str(content), "--style", str(style),
+                        "-o", str(o), "-q", *extra], check=True, env={**os.environ, "PYTHONPATH": str(src)})
+        wall = time.perf_counter() - t
+        return wall, json.loads(Path(str(o) + ".json").read_text())
+
+
+def bench_previous(out: list[str], rounds: int = 2) -> None:
+    """The previous release's defaults beside the new ones, alternating in one run: every change is a ratio."""
+    content = media("photo", "tubingen.jpg", "chelsea.jpg")
+    style = media("style", "starry_night.jpg", "swirls.jpg")
+    with tempfile.TemporaryDirectory() as d:
+        tree = Path(d)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", PREVIOUS, "src"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+        times: dict[str, list[float]] = {"previous": [], "current": []}
+        for _ in range(rounds):
+            for name, src in (("previous", tree / "src"), ("current", ROOT / "src")):
+                wall, _ = run_image(src, content, style)
+                times[name].append(wall)
+    prev, cur = min(times["previous"]), min(times["current"])
+    out += [f"## Previous release ({PREVIOUS}) vs now: `stylevid image` defaults, {content.name} + {style.name}", "",
+            "| build | wall s (best of %d) | ratio |" % rounds, "|---|---|---|",
+            f"| {PREVIOUS} | {prev:.1f} | 1.00x |", f"| current | {cur:.1f} | {prev / cur:.2f}x faster |", ""]
+
+
+def plot_curves(series: dict[str, list[tuple[float, float]]], path: Path, title: str, w: int = 720, h: int = 360) -> None:
+    """Loss (log scale) against seconds, one coloured line per run; a Pillow PNG (no plotting library)."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf"]
+    pts = [p for s in series.values() for p in s]
+    t_max = max(t for t, _ in pts)
+    lo, hi = math.log10(min(v for _, v in pts)), math.log10(max(v for _, v in pts))
+    im = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(im)
+    left, right, top, bottom = 60, w - 10, 30, h - 40
+    d.rectangle([left, top, right, bottom], outline="black")
+    d.text((left, 8), title, fill="black")
+    d.text((left, bottom + 20), f"seconds (0 - {t_max:.0f})", fill="black")
+    d.text((4, top), f"{10 ** hi:.3g}", fill="black")
+    d.text((4, bottom - 10), f"{10 ** lo:.3g}", fill="black")
+    X = lambda t: left + (right - left) * t / t_max                                   # noqa: E731
+    Y = lambda v: bottom - (bottom - top) * (math.log10(v) - lo) / max(1e-9, hi - lo)  # noqa: E731
+    for k, (name, s) in enumerate(series.items()):
+        c = colours[k % len(colours)]
+        d.line([(X(t), Y(v)) for t, v in s], fill=c, width=2)
+        d.text((right - 230, top + 8 + 14 * k), name, fill=c)
+    im.save(path)
+
+
+def bench_curves(out: list[str]) -> None:
+    """Loss at the final size against optimization time, for coarse-to-fine schedules and optimizers.
+
+    Every few iterations the picture is scored with the same judge (the full objective at 512 px);
+    the scoring time is left out of the clock."""
+    from dataclasses import replace
+
+    from stylevid.images import fit_size, load_image, resize, to_tensor
+    from stylevid.pipelines.still import Stylizer
+
+    content = load_image(media("photo", "tubingen.jpg", "chelsea.jpg"))
+    style = load_image(media("style", "starry_night.jpg", "swirls.jpg"))
+    base = StyleConfig(early_stop_tol=0)           # run every iteration: the curve shows where stopping pays
+    H, W = fit_size(*content.shape[:2], base.size)
+    judge = Stylizer(base, [style])
+    c = resize(to_tensor(content), (H, W))
+    score = judge.objective(c)
+    runs = {
+        "2 scales 80+60 (default)": {},
+        "1 scale, 140": dict(scales=1, iterations=140),
+        "3 scales 80+80+60": dict(scales=3),
+        "2 scales 40+60": dict(coarse_iterations=40),
+        "adam 2 scales 80+60": dict(optimizer="adam"),
+    }
+    series: dict[str, list[tuple[float, float]]] = {}
+    rows = []
+    for name, kw in runs.items():
+        st = Stylizer(replace(base, **kw), [style])
+        st.style_loss_for(base.size), st.style_loss_for(base.size // 2), st.style_loss_for(base.size // 4)
+        pts: list[tuple[float, float]] = []
+        clock = {"t": 0.0, "last": time.perf_counter()}
+
+        def on_step(level: int, i: int, x: torch.Tensor) -> None:
+            now = time.perf_counter()
+            clock["t"] += now - clock["last"]
+            if i % 5 == 0:
+                with torch.no_grad():
+                    pts.append((clock["t"], float(score(resize(x, (H, W)).clamp(0, 1)))))
+            clock["last"] = time.perf_counter()
+
+        st.stylize(content, on_step=on_step)
+        series[name] = pts
+        print(f"curves: {name}: {pts[-1][1]:.4f} after {pts[-1][0]:.1f} s", file=sys.stderr, flush=True)
+    best = min(v for s in series.values() for _, v in s)
+    for name, pts in series.items():
+        reach = next((t for t, v in pts if v <= 1.1 * best), None)
+        rows.append(f"| {name} | {pts[-1][1]:.4f} | {pts[-1][0]:.1f} | {'%.1f' % reach if reach else 'never'} |")
+    png = ROOT / "scripts" / "curves_still.png"
+    plot_curves(series, png, f"loss at {W}x{H} vs optimization seconds (tubingen + starry night, lite0)")
+    out += [f"## Loss against time ({W}×{H}, lite0; plot: scripts/{png.name})", "",
+            "| schedule | final loss | seconds | seconds to within 10 % of the best |", "|---|---|---|---|", *rows, ""]
+
+
+SCALE_RUN = """
+import resource, sys, time
+import numpy as np
+from PIL import Image
+from stylevid.config import StyleConfig
+from stylevid.images import load_image
+from stylevid.pipelines.panorama import PanoramaStylizer
+from stylevid.pipelines.still import Stylizer
+kind, pano, style, its = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+content = np.asarray(Image.fromarray(load_image(pano)).resize((3840, 1920), Image.BICUBIC))
+cfg = StyleConfig(size=3840, scales=1, iterations=its, early_stop_tol=0, device="cpu")
+t = time.perf_counter()
+st = (PanoramaStylizer if kind == "panorama" else Stylizer)(cfg, [load_image(style)])
+out, stats = st.stylize(content)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, stats["iterations"][0])
+"""
+
+
+def bench_scale(out: list[str], iterations: int = 8) -> None:
+    """Peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views), one scale, enough
+    L-BFGS iterations to fill the capped history. Each in its own process (peak RSS is per process)."""
+    pano = media("pano", "pannellum_examplepano_4096x2048.jpg", "chelsea.jpg")
+    style = media("style", "starry_night.jpg", "swirls.jpg")
+    s = StyleConfig()
+    rows = []
+    for kind in ("flat", "panorama"):
+        r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations)],
+                           check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+        secs, gb, its = r.stdout.split()[-3:]
+        rows.append(f"| {kind} | {float(gb):.2f} | {its} | {float(secs) / int(its):.0f} |")
+        print(f"scale: {kind}: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
+    out += [f"## 3840×1920 ({pano.name}), one scale, {iterations} L-BFGS iterations", "",
+            f"Tiles of {s.tile} px (halo {s.tile_halo}); L-BFGS history capped at {s.lbfgs_memory_mb} MB. Goal: ≤ 4 GB.", "",
+            "| picture | peak RSS GB | iterations | s / iteration (incl. setup) |", "|---|---|---|---|", *rows, ""]
+
+
 def bench_video(out: list[str], frames: int) -> None:
     from stylevid.flow import flicker_series
     from stylevid.pipelines.video import stylize_video
@@ -137,7 +286,7 @@ def bench_video(out: list[str], frames: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,video")
+    ap.add_argument("--only", default="speed,still,previous,curves,scale,video")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     a = ap.parse_args()
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
@@ -146,6 +295,12 @@ def main() -> None:
         bench_speed(out)
     if "still" in which:
         bench_still(out)
+    if "previous" in which:
+        bench_previous(out)
+    if "curves" in which:
+        bench_curves(out)
+    if "scale" in which:
+        bench_scale(out)
     if "video" in which:
         bench_video(out, a.frames)
     text = "\n".join(out)

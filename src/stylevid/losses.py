@@ -70,8 +70,13 @@ class StyleLoss(nn.Module):
     @staticmethod
     def target_grams(feature_sets: list[Mapping[str, Tensor]], blend: list[float], layers) -> dict[str, Tensor]:
         """Weighted mean of several styles' Grams (``--style-blend``)."""
+        return StyleLoss.blend_grams([{k: gram(f[k]) for k in layers} for f in feature_sets], blend, layers)
+
+    @staticmethod
+    def blend_grams(gram_sets: list[Mapping[str, Tensor]], blend: list[float], layers) -> dict[str, Tensor]:
+        """Weighted mean of several styles' Grams, given as Grams (from tiles, for huge styles)."""
         s = sum(blend)
-        return {k: sum(w / s * gram(f[k]) for w, f in zip(blend, feature_sets)) for k in layers}
+        return {k: sum(w / s * g[k] for w, g in zip(blend, gram_sets)) for k in layers}
 
     def forward(self, feats: Mapping[str, Tensor]) -> Tensor:
         return sum(w * style_loss(gram(feats[k]), self.grams[k]) for k, w in self.weights.items())

@@ -90,9 +90,26 @@ def tiled_features(encode: Encode, x: Tensor, layers: list[str], strides: Mappin
     return out
 
 
+def owned_map(m: Tensor, t: Tile, stride: int) -> Tensor:
+    """The part of a whole-picture feature-grid map (weights, targets) under a tile's core."""
+    y0, x0 = t.y0 // stride, t.x0 // stride
+    y1 = math.ceil(t.y1 / stride) if t.y1 % stride else t.y1 // stride
+    x1 = math.ceil(t.x1 / stride) if t.x1 % stride else t.x1 // stride
+    return m[..., y0:y1, x0:x1]
+
+
+def _gram(f: Tensor, weight: Tensor | None) -> Tensor:
+    """``Σ_p w_p f_p f_pᵀ`` over the positions of ``f`` (B×C×h×w); unweighted without ``weight``."""
+    ff = f.reshape(*f.shape[:2], -1)
+    if weight is None:
+        return ff @ ff.transpose(1, 2)
+    return (ff * weight.reshape(weight.shape[0], 1, -1)) @ ff.transpose(1, 2)
+
+
 def tiled_grams(encode: Encode, x: Tensor, layers: list[str], strides: Mapping[str, int],
-                tiles: list[Tile]) -> dict[str, Tensor]:
-    """Gram matrices of the whole picture (``losses.gram``'s normalization), summed tile by tile."""
+                tiles: list[Tile], weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+    """Gram matrices of the whole picture, summed tile by tile: ``losses.gram``'s (divided by the
+    positions), or with ``weights`` (whole-grid maps ``B×1×h×w`` per layer) ``Σ_p w_p f_p f_pᵀ``."""
     h, w = x.shape[-2:]
     sums: dict[str, Tensor] = {}
     count = dict.fromkeys(layers, 0)
@@ -101,11 +118,11 @@ def tiled_grams(encode: Encode, x: Tensor, layers: list[str], strides: Mapping[s
             feats = encode(crop(x, t), layers)
             for k in layers:
                 f = owned(feats[k], t, strides[k], h, w)
-                ff = f.reshape(*f.shape[:2], -1)
-                g = ff @ ff.transpose(1, 2)
+                wt = owned_map(weights[k], t, strides[k]) if weights else None
+                g = _gram(f, wt)
                 sums[k] = sums[k] + g if k in sums else g
-                count[k] += ff.shape[-1]
-    return {k: sums[k] / count[k] for k in layers}
+                count[k] += f.shape[-2] * f.shape[-1]
+    return {k: sums[k] if weights else sums[k] / count[k] for k in layers}
 
 
 class TiledLoss:
@@ -114,19 +131,26 @@ class TiledLoss:
     ``value, grad = loss(x)``; ``style`` holds the target Grams and layer weights, ``content`` the
     whole-picture content features (from :func:`tiled_features`) or None. Each call draws a new grid
     offset from ``gen``.
+
+    By default positions count equally (the flat losses of ``losses``). The 360 views weight them
+    by solid angle: ``gram_weights`` / ``content_weights`` are whole-grid maps per layer (summing to
+    1 over a view, or over all views), and ``content_msq`` the content targets' weighted mean squares.
     """
 
     def __init__(self, encode: Encode, strides: Mapping[str, int], style: StyleLoss | None, style_weight: float,
                  content: Mapping[str, Tensor] | None, content_weight: float, core: int, halo: int,
-                 gen: torch.Generator | None = None):
+                 gen: torch.Generator | None = None, gram_weights: Mapping[str, Tensor] | None = None,
+                 content_weights: Mapping[str, Tensor] | None = None,
+                 content_msq: Mapping[str, Tensor] | None = None):
         self.encode, self.strides = encode, dict(strides)
         self.style, self.style_weight = style, style_weight
         self.content, self.content_weight = content, content_weight
         self.core, self.halo, self.gen = core, halo, gen
+        self.gram_weights, self.content_weights = gram_weights, content_weights
         self.style_layers = list(style.weights) if style is not None else []
         self.content_layers = list(content) if content is not None else []
         self.layers = list(dict.fromkeys([*self.style_layers, *self.content_layers]))
-        self.msq = {k: t.pow(2).mean().clamp_min(1e-8) for k, t in (content or {}).items()}
+        self.msq = content_msq or {k: t.pow(2).mean().clamp_min(1e-8) for k, t in (content or {}).items()}
 
     def grid(self, h: int, w: int) -> list[Tile]:
         steps = self.core // ALIGN
@@ -142,36 +166,40 @@ class TiledLoss:
         tiles = self.grid(h, w)
         value = x.new_zeros(())
         dgram: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
         if self.style_layers:
-            grams = tiled_grams(self.encode, x, self.style_layers, self.strides, tiles)
+            grams = tiled_grams(self.encode, x, self.style_layers, self.strides, tiles, self.gram_weights)
             for k, lw in self.style.weights.items():
                 t = self.style.grams[k]
                 norm = t.pow(2).sum().clamp_min(1e-8)
                 value = value + self.style_weight * lw * (grams[k] - t).pow(2).sum() / norm
                 dgram[k] = self.style_weight * lw * 2 * (grams[k] - t) / norm     # ∂L/∂G
-                counts[k] = math.ceil(h / self.strides[k]) * math.ceil(w / self.strides[k])
+                if not self.gram_weights:                                         # G = Σ f fᵀ / N
+                    dgram[k] = dgram[k] / (math.ceil(h / self.strides[k]) * math.ceil(w / self.strides[k]))
         grad = torch.zeros_like(x)
-        for t in tiles:
+        for tile in tiles:
             with torch.enable_grad():
-                xt = crop(x, t).detach().requires_grad_(True)
+                xt = crop(x, tile).detach().requires_grad_(True)
                 feats = self.encode(xt, self.layers)
                 surrogate = xt.new_zeros(())
                 for k in self.style_layers:
-                    f = owned(feats[k], t, self.strides[k], h, w)
-                    ff = f.reshape(*f.shape[:2], -1)
-                    surrogate = surrogate + (dgram[k] * (ff @ ff.transpose(1, 2))).sum() / counts[k]
+                    f = owned(feats[k], tile, self.strides[k], h, w)
+                    wt = owned_map(self.gram_weights[k], tile, self.strides[k]) if self.gram_weights else None
+                    surrogate = surrogate + (dgram[k] * _gram(f, wt)).sum()
                 part = xt.new_zeros(())
                 for k, target in (self.content or {}).items():
                     s = self.strides[k]
-                    f = owned(feats[k], t, s, h, w)
-                    ref = target[..., t.y0 // s:t.y0 // s + f.shape[-2], t.x0 // s:t.x0 // s + f.shape[-1]]
-                    part = part + (f - ref).pow(2).sum() / (target.numel() * self.msq[k])
+                    f = owned(feats[k], tile, s, h, w)
+                    sq = (f - owned_map(target, tile, s)).pow(2)
+                    if self.content_weights:
+                        sq = (owned_map(self.content_weights[k], tile, s) * sq.mean(1, keepdim=True)).sum()
+                    else:
+                        sq = sq.sum() / target.numel()
+                    part = part + sq / self.msq[k]
                 if self.content_layers:
                     part = part * self.content_weight / len(self.content_layers)
                 total = surrogate + part
                 if total.requires_grad:
                     (g,) = torch.autograd.grad(total, xt)
-                    grad[..., t.cy0:t.cy1, t.cx0:t.cx1] += g
+                    grad[..., tile.cy0:tile.cy1, tile.cx0:tile.cx1] += g
             value = value + part.detach()
         return value, grad

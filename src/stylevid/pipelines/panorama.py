@@ -45,6 +45,7 @@ from ..files import check_input, check_output
 from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
 from ..optimize import optimize, with_grad
 from ..runtime import generator
+from ..tiling import TiledLoss, tile_grid, tiled_features
 from .. import sphere as S
 from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar, validate
 
@@ -54,8 +55,9 @@ GPANO_NS = "http://ns.google.com/photos/1.0/panorama/"
 class SphereObjective:
     """The 360 loss of one optimization: content, style targets, views, weights and the rotation."""
 
-    def __init__(self, st: "PanoramaStylizer", content: Tensor, extra: Extra | None = None, yaw: float = 0.0):
-        self.st, self.extra = st, extra
+    def __init__(self, st: "PanoramaStylizer", content: Tensor, extra: Extra | None = None, yaw: float = 0.0,
+                 gen: torch.Generator | None = None):
+        self.st, self.extra, self.gen = st, extra, gen
         cfg = st.cfg
         h, w = content.shape[-2:]
         self.face = st.face_size_for(w)
@@ -71,6 +73,12 @@ class SphereObjective:
                                           *(st.content_layers if self.want_content else ())]))
         per = max(1, st.batch_pixels // (self.face * self.face))
         n = len(self.views)
+        # Faces over the tile size go one by one, each through tiles (``tiling``): memory stays bounded.
+        self.tiled = st.tiled(self.face, self.face)
+        if self.tiled:
+            per = 1
+            self.core = st.tile_core()
+            self.strides = {k: st.encoder.taps[k].stride for k in self.layers}
         self.chunks = [list(range(i, min(n, i + per))) for i in range(0, n, per)]
         self._content_in = self.grid_lat.project(content)                 # what the variable can hold
         self.yaw = None
@@ -99,7 +107,12 @@ class SphereObjective:
             with torch.no_grad():
                 for ch in self.chunks:
                     v = S.sample_view(self._content_in, self.grid[ch])
-                    self.targets.append(self.st.encoder(v, self.st.content_layers))
+                    if self.tiled:
+                        grid = tile_grid(self.face, self.face, self.core, self.st.cfg.tile_halo)
+                        self.targets.append(tiled_features(self.st.encoder, v, list(self.st.content_layers),
+                                                           self.strides, grid))
+                    else:
+                        self.targets.append(self.st.encoder(v, self.st.content_layers))
             msq = {}
             for k in self.st.content_layers:
                 tot = 0.0
@@ -138,6 +151,29 @@ class SphereObjective:
             loss = loss + cfg.content_weight * c_loss / len(self.st.content_layers)
         return loss
 
+    def tiled_chunk(self, xd: Tensor, ci: int) -> tuple[Tensor, Tensor]:
+        """(loss, gradient on the equirect ``xd``) of one view too big for one encoder pass: the view
+        is sampled, its loss and gradient come tile by tile, then go back through the sampling."""
+        ch = self.chunks[ci]
+        cfg = self.st.cfg
+        f = self.face
+
+        def maps(layers, kind):
+            return {k: self._weights((-(-f // self.strides[k]),) * 2, kind)[ch] for k in layers}
+
+        with torch.enable_grad():
+            view = S.sample_view(xd, self.grid[ch])
+        style_w = cfg.style_weight * self.share[ch[0]] if self.style is not None else 0.0
+        loss = TiledLoss(self.st.encoder, self.strides, self.style, style_w,
+                         self.targets[ci] if self.want_content else None, cfg.content_weight, self.core,
+                         cfg.tile_halo, self.gen,
+                         gram_weights=maps(self.st.style_layers, "style") if self.style is not None else None,
+                         content_weights=maps(self.st.content_layers, "content") if self.want_content else None,
+                         content_msq=self.content_msq if self.want_content else None)
+        value, gview = loss(view.detach())
+        (g,) = torch.autograd.grad(view, xd, grad_outputs=gview)
+        return value, g
+
     def tv(self, x: Tensor) -> Tensor:
         """Total variation, circular in longitude, each row weighted by its area (cos latitude)."""
         a = self.row_area
@@ -154,8 +190,11 @@ class SphereObjective:
             total = pic.new_zeros(())
             gacc = torch.zeros_like(xd)
             for ci in range(len(self.chunks)):
-                loss = self.chunk_loss(xd, ci)
-                (g,) = torch.autograd.grad(loss, xd)
+                if self.tiled:
+                    loss, g = self.tiled_chunk(xd, ci)
+                else:
+                    loss = self.chunk_loss(xd, ci)
+                    (g,) = torch.autograd.grad(loss, xd)
                 gacc += g
                 total = total + loss.detach()
             dense = xd.new_zeros(())
@@ -233,8 +272,8 @@ class PanoramaStylizer(Stylizer):
         return S.resize_equirect(x, size)
 
     def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = True,
-                  yaw: float = 0.0) -> SphereObjective:
-        return SphereObjective(self, content, extra, yaw)
+                  yaw: float = 0.0, gen: torch.Generator | None = None) -> SphereObjective:
+        return SphereObjective(self, content, extra, yaw, gen)
 
     def optimize_at(self, content: Tensor, init: Tensor, iterations: int, extra: Extra | None = None,
                     on_step=None, task: str = "iterations", wrap_x: bool = True, seed: int | None = None,
@@ -246,7 +285,7 @@ class PanoramaStylizer(Stylizer):
             if index is None:
                 index, self._calls = self._calls, self._calls + 1
             gen = generator(self.cfg.seed if seed is None else seed, index)
-        obj = self.objective(content, extra, yaw=float(torch.rand((), generator=gen)) * 2 * math.pi)
+        obj = self.objective(content, extra, yaw=float(torch.rand((), generator=gen)) * 2 * math.pi, gen=gen)
         every = self.rotate_every
         grid = obj.grid_lat
 

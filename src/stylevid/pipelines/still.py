@@ -19,10 +19,10 @@ from ..errors import BadInput
 from ..events import Sink, info, null_sink
 from ..files import atomic_write_text, check_input, check_output
 from ..images import fit_size, image_format, load_image, resize, save_image, to_tensor, to_uint8
-from ..losses import ContentLoss, StyleLoss, total_variation
+from ..losses import ContentLoss, StyleLoss, gram, total_variation
 from ..optimize import optimize, with_grad
 from ..runtime import generator, pick_device
-from ..tiling import ALIGN, TiledLoss, tile_grid, tiled_features
+from ..tiling import ALIGN, TiledLoss, tile_grid, tiled_features, tiled_grams
 
 # A callable adding extra loss terms (the video pipeline's temporal loss).
 Extra = Callable[[Tensor], Tensor]
@@ -54,11 +54,10 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
             raise BadInput("--style-blend weights must be non-negative with a positive sum")
     if cfg.lr <= 0:
         raise BadInput("--lr must be positive")
-    if cfg.tile and not (cfg.tile_halo >= 0 and cfg.tile_halo % ALIGN == 0 and cfg.tile - 2 * cfg.tile_halo >= ALIGN):
-        raise BadInput(f"--tile {cfg.tile} --tile-halo {cfg.tile_halo}: the halo must be a multiple of {ALIGN} "
-                       f"and the tile at least 2 halos + {ALIGN} px (or --tile 0: never tile)")
-    if cfg.tile < 0:
-        raise BadInput("--tile must be 0 (never tile) or positive")
+    if cfg.tile and not 64 <= cfg.tile <= 16384:
+        raise BadInput(f"--tile {cfg.tile}: must be 0 (never tile) or between 64 and 16384")
+    if not (0 <= cfg.tile_halo <= 1024 and cfg.tile_halo % ALIGN == 0):
+        raise BadInput(f"--tile-halo {cfg.tile_halo}: must be a multiple of {ALIGN} between 0 and 1024")
     if cfg.lbfgs_history < 1 or cfg.lbfgs_memory_mb <= 0:
         raise BadInput("--lbfgs-history and --lbfgs-memory must be positive")
     style_layers = cfg.layers()[0]
@@ -96,14 +95,27 @@ class Stylizer:
         """Style targets for an output whose long edge is ``long_edge`` (cached per size)."""
         key = (long_edge,)
         if key not in self._grams:
-            feats = []
-            with torch.no_grad():
-                for s in self.styles:
-                    h, w = fit_size(*s.shape[-2:], max(16, round(long_edge * self.cfg.style_scale)))
-                    feats.append(self.encoder(resize(s, (h, w)), self.style_layers))
-            grams = StyleLoss.target_grams(feats, self.blend, self.style_layers)
-            self._grams[key] = StyleLoss(grams, self.cfg.layer_weights)
+            grams = []
+            for s in self.styles:
+                h, w = fit_size(*s.shape[-2:], max(16, round(long_edge * self.cfg.style_scale)))
+                grams.append(self.style_grams(resize(s, (h, w))))
+            blended = StyleLoss.blend_grams(grams, self.blend, self.style_layers)
+            self._grams[key] = StyleLoss(blended, self.cfg.layer_weights)
         return self._grams[key]
+
+    def style_grams(self, style: Tensor) -> dict[str, Tensor]:
+        """Gram matrices of a style picture at the style taps; a huge one tile by tile."""
+        layers = list(self.style_layers)
+        if not self.tiled(*style.shape[-2:]):
+            with torch.no_grad():
+                return {k: gram(f) for k, f in self.encoder(style, layers).items()}
+        strides = {k: self.encoder.taps[k].stride for k in layers}
+        return tiled_grams(self.encoder, style, layers, strides,
+                           tile_grid(*style.shape[-2:], self.tile_core(), self.cfg.tile_halo))
+
+    def tile_core(self) -> int:
+        """Side of a tile's core: the tile less its halo on both sides, on the stride grid, >= 32."""
+        return max(ALIGN, (self.cfg.tile - 2 * self.cfg.tile_halo) // ALIGN * ALIGN)
 
     def content_loss_for(self, content: Tensor) -> ContentLoss:
         with torch.no_grad():
@@ -138,7 +150,7 @@ class Stylizer:
         """The same loss for a picture beyond memory: encoder terms tile by tile (``tiling``), the
         picture-wide terms (total variation, ``extra``) on the whole picture."""
         cfg = self.cfg
-        core = max(ALIGN, (cfg.tile - 2 * cfg.tile_halo) // ALIGN * ALIGN)
+        core = self.tile_core()
         strides = {k: self.encoder.taps[k].stride for k in (*self.style_layers, *self.content_layers)}
         cont = None
         if cfg.content_weight > 0:
