@@ -139,6 +139,9 @@ O_SLAYERS = typer.Option(None, help="Comma-separated style layers \\[default: th
 O_CLAYERS = typer.Option(None, help="Comma-separated content layers \\[default: the encoder's].")
 O_LW = typer.Option([], help="Per style layer weight NAME:W (repeatable).")
 O_INIT = typer.Option(S.init, help="content, noise or style.")
+O_TILE = typer.Option(S.tile, help="Pictures (or 360 views) over TILE² pixels go through the encoder in tiles this wide (0: never).")
+O_HALO = typer.Option(S.tile_halo, help="Context around each tile, px (a multiple of 32).")
+O_LBFGS_MEM = typer.Option(S.lbfgs_memory_mb, "--lbfgs-memory", help="MB the L-BFGS history may take (fewer steps remembered for huge pictures).")
 O_SSCALE = typer.Option(S.style_scale, help="Style image size relative to the output.")
 O_COLORS = typer.Option(S.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
 O_SEED = typer.Option(S.seed, help="Random seed (noise init, per-frame seeds).")
@@ -179,6 +182,9 @@ def image(
     content_layers: Optional[str] = O_CLAYERS,
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
+    tile: int = O_TILE,
+    tile_halo: int = O_HALO,
+    lbfgs_memory_mb: int = O_LBFGS_MEM,
     style_scale: float = O_SSCALE,
     preserve_colors: bool = O_COLORS,
     save_every: int = typer.Option(S.save_every, help="Write an intermediate image every N iterations."),
@@ -244,6 +250,9 @@ def video(
     content_layers: Optional[str] = O_CLAYERS,
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
+    tile: int = O_TILE,
+    tile_halo: int = O_HALO,
+    lbfgs_memory_mb: int = O_LBFGS_MEM,
     style_scale: float = O_SSCALE,
     preserve_colors: bool = O_COLORS,
     seed: int = O_SEED,

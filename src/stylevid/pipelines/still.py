@@ -59,7 +59,7 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
     if not (0 <= cfg.tile_halo <= 1024 and cfg.tile_halo % ALIGN == 0):
         raise BadInput(f"--tile-halo {cfg.tile_halo}: must be a multiple of {ALIGN} between 0 and 1024")
     if cfg.lbfgs_history < 1 or cfg.lbfgs_memory_mb <= 0:
-        raise BadInput("--lbfgs-history and --lbfgs-memory must be positive")
+        raise BadInput("--lbfgs-memory (and lbfgs_history) must be positive")
     style_layers = cfg.layers()[0]
     for name, w in cfg.layer_weights.items():
         if name not in style_layers:
