@@ -263,12 +263,14 @@ class Dreamer:
         return octave_sizes(h, w, self.cfg.octaves, self.cfg.octave_scale)
 
     def dream(self, image: np.ndarray, seed: int | None = None, index: int = 0, init: np.ndarray | None = None,
-              mask=None, on_step: Callable[[int, int, Tensor], None] | None = None) -> np.ndarray:
+              mask=None, on_step: Callable[[int, int, Tensor], None] | None = None,
+              steps: int | None = None) -> np.ndarray:
         """Dream one uint8 H×W×3 picture at its own size; returns uint8 H×W×3.
 
         ``init``: start from this picture (uint8, resized if needed) instead of ``image``; details stay
         relative to ``image``. ``mask``: H×W in [0,1] (or uint8), black = untouched.
         ``on_step(octave, step, x)`` is called after each step (``x`` at the octave's size).
+        ``steps`` per octave overrides ``cfg.steps`` (warm video frames take fewer).
         """
         cfg, wrap = self.cfg, self.cfg.wrap_x
         seed = cfg.seed if seed is None else seed
@@ -295,16 +297,15 @@ class Dreamer:
                 m = resize(m_full, size, wrap).clamp(0, 1) if k < len(sizes) - 1 else m_full
                 d = d * m
             x = (base + d).clamp(0, 1)
-            x = self._ascend(x, base, m, g, k, len(sizes), on_step)
+            x = self._ascend(x, base, m, g, k, len(sizes), on_step, self.cfg.steps if steps is None else steps)
             detail = x - base
         if m_full is not None:     # exact: where the mask is 0 the content comes back bit for bit
             x = torch.where(m_full > 0, x, content)
         return to_uint8(x)
 
     def _ascend(self, x: Tensor, base: Tensor, m: Tensor | None, g: torch.Generator, k: int, n: int,
-                on_step) -> Tensor:
+                on_step, steps: int) -> Tensor:
         cfg = self.cfg
-        steps = cfg.steps
         task = f"octave {k + 1}/{n} {x.shape[-1]}x{x.shape[-2]}"
         self.on_event(Progress(task, 0, steps))
         if steps == 0:
@@ -462,13 +463,10 @@ class DreamPainter:
     def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
         warped, m = previous[0]
         init = to_uint8(m * warped + (1 - m) * to_tensor(content, self.device))
-        full = self.dreamer.cfg
-        self.dreamer.cfg = replace(full, steps=self.warm_steps)
-        try:
-            out = self.dreamer.dream(content, seed=full.seed, index=t, init=init, mask=self._mask(*content.shape[:2]))
-        finally:
-            self.dreamer.cfg = full
-        return out, self.warm_steps * full.octaves
+        cfg = self.dreamer.cfg
+        out = self.dreamer.dream(content, seed=cfg.seed, index=t, init=init, mask=self._mask(*content.shape[:2]),
+                                 steps=self.warm_steps)
+        return out, self.warm_steps * cfg.octaves
 
 
 def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),

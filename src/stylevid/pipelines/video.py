@@ -378,6 +378,7 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     keep = max(vcfg.long_term)
     needs_flow = vcfg.warm_start or use_temporal
     cold_its, warm_its, cuts, n = [], [], [], 0
+    cold_s, warm_s = [], []                 # seconds per painted frame (flow wait included)
     t0 = time.perf_counter()
     flow_kw = {"weights_path": raft_file(offline)} if vcfg.flow == "raft" else {}
     with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw) as pre:
@@ -394,15 +395,18 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
             if result is None:
                 if painter is None:
                     painter = make_painter(max(content.shape[:2]), watch)
+                tf = time.perf_counter()
                 previous = []
                 if t > 0 and needs_flow:
                     previous = _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, painter.device)
                 if previous:
                     result, used = painter.warm(content, previous, t)
                     warm_its.append(used)
+                    warm_s.append(round(time.perf_counter() - tf, 3))
                 else:
                     result, used = painter.cold(content, t)
                     cold_its.append(used)
+                    cold_s.append(round(time.perf_counter() - tf, 3))
                     if t > 0:
                         cuts.append(t)
                 result = work.save(t, result)
@@ -417,6 +421,7 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     if cuts and needs_flow:
         info(on_event, f"new shots detected at frames {', '.join(map(str, cuts))}")
     return {"frames": n, "resumed_from": done, "cold_iterations": cold_its, "warm_iterations": warm_its,
+            "cold_seconds": cold_s, "warm_seconds": warm_s,
             "shots": [0, *cuts] if needs_flow else None,
             "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
 
