@@ -139,7 +139,8 @@ O_SLAYERS = typer.Option(None, help="Comma-separated style layers \\[default: th
 O_CLAYERS = typer.Option(None, help="Comma-separated content layers \\[default: the encoder's].")
 O_LW = typer.Option([], help="Per style layer weight NAME:W (repeatable).")
 O_INIT = typer.Option(S.init, help="content, noise or style.")
-O_TILE = typer.Option(S.tile, help="Pictures (or 360 views) over TILE² pixels go through the encoder in tiles this wide (0: never).")
+O_TILE_ABOVE = typer.Option(S.tile_above, help="Pictures (or 360 views) over TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
+O_TILE = typer.Option(S.tile, help="Tile size in pixels, halo included.")
 O_HALO = typer.Option(S.tile_halo, help="Context around each tile, px (a multiple of 32).")
 O_LBFGS_MEM = typer.Option(S.lbfgs_memory_mb, "--lbfgs-memory", help="MB the L-BFGS history may take (fewer steps remembered for huge pictures).")
 O_SSCALE = typer.Option(S.style_scale, help="Style image size relative to the output.")
@@ -182,6 +183,7 @@ def image(
     content_layers: Optional[str] = O_CLAYERS,
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
+    tile_above: int = O_TILE_ABOVE,
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,
@@ -250,6 +252,7 @@ def video(
     content_layers: Optional[str] = O_CLAYERS,
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
+    tile_above: int = O_TILE_ABOVE,
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,

@@ -53,9 +53,12 @@ class StyleConfig:
     optimizer: str = "lbfgs"
     lr: float = 0.02                    # Adam step on [0,1] pixels
     lbfgs_history: int = 20             # L-BFGS pairs kept ...
-    lbfgs_memory_mb: int = 1024         # ... fewer when they would take more memory (huge pictures)
-    tile: int = 1024                    # pictures over tile² pixels are evaluated in tiles this wide (0: never)
-    tile_halo: int = 64                 # context around each tile's core, px (a multiple of 32)
+    lbfgs_memory_mb: int = 768          # ... fewer when they would take more memory (huge pictures)
+    # Pictures (and 360 views) over tile_above² pixels go through the encoder in tiles of tile px with
+    # tile_halo px of context each (tile_above 0: never). Measured at 3840x1920: peak RSS under 4 GB.
+    tile_above: int = 1024
+    tile: int = 768
+    tile_halo: int = 64                 # a multiple of 32
     content_weight: float = 0.05
     style_weight: float = 1.0
     tv_weight: float = 2.0

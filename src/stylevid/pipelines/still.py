@@ -54,8 +54,10 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
             raise BadInput("--style-blend weights must be non-negative with a positive sum")
     if cfg.lr <= 0:
         raise BadInput("--lr must be positive")
-    if cfg.tile and not 64 <= cfg.tile <= 16384:
-        raise BadInput(f"--tile {cfg.tile}: must be 0 (never tile) or between 64 and 16384")
+    if not 64 <= cfg.tile <= 16384:
+        raise BadInput(f"--tile {cfg.tile}: must be between 64 and 16384")
+    if cfg.tile_above and not 64 <= cfg.tile_above <= 65536:
+        raise BadInput(f"--tile-above {cfg.tile_above}: must be 0 (never tile) or between 64 and 65536")
     if not (0 <= cfg.tile_halo <= 1024 and cfg.tile_halo % ALIGN == 0):
         raise BadInput(f"--tile-halo {cfg.tile_halo}: must be a multiple of {ALIGN} between 0 and 1024")
     if cfg.lbfgs_history < 1 or cfg.lbfgs_memory_mb <= 0:
@@ -122,8 +124,8 @@ class Stylizer:
             return ContentLoss(self.encoder(content, self.content_layers))
 
     def tiled(self, h: int, w: int) -> bool:
-        """True when an ``h×w`` picture is evaluated in tiles (more than ``cfg.tile``² pixels)."""
-        return bool(self.cfg.tile) and h * w > self.cfg.tile ** 2
+        """True when an ``h×w`` picture is evaluated in tiles (more than ``cfg.tile_above``² pixels)."""
+        return bool(self.cfg.tile_above) and h * w > self.cfg.tile_above ** 2
 
     def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False,
                   index: int = 0) -> Callable[[Tensor], Tensor]:
