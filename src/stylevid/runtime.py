@@ -34,6 +34,31 @@ def seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _libc_trim():
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):      # not glibc: nothing to do
+        return None
+
+
+_TRIM = []
+
+
+def release_free_memory() -> None:
+    """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere).
+
+    glibc raises its mmap threshold as big tensors come and go, so later tensors of a few MB land
+    in the heap and their freed pages stay resident: at 3840x1920 the peak grew from 3.1 to 3.9 GB.
+    A trim costs ~50 ms; the tiled path calls it once per tile (a tile takes about a second)."""
+    if not _TRIM:
+        _TRIM.append(_libc_trim())
+    if _TRIM[0] is not None:
+        _TRIM[0](0)
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM/SIGHUP inside ``interruptible()``; pipelines poll it at safe points.
 
