@@ -97,3 +97,16 @@ def _glibc() -> bool:
     import platform
 
     return platform.libc_ver()[0] == "glibc"
+
+
+def test_release_free_memory_under_the_threshold_does_nothing(monkeypatch):
+    import stylevid.runtime as R
+
+    calls = []
+    monkeypatch.setattr(R, "_TRIM", [lambda pad: calls.append(pad)])
+    monkeypatch.setattr(R, "resident_mb", lambda: 100.0)
+    R.release_free_memory(2048)
+    assert calls == []
+    R.release_free_memory(50)
+    R.release_free_memory()
+    assert calls == [0, 0]

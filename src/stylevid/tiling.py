@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .losses import StyleLoss
-from .runtime import release_free_memory
+from .runtime import TRIM_ABOVE_MB, release_free_memory
 
 ALIGN = 32          # lite0 and VGG taps have strides up to 32; core borders on its multiples
 
@@ -178,8 +178,8 @@ class TiledLoss:
                     dgram[k] = dgram[k] / (math.ceil(h / self.strides[k]) * math.ceil(w / self.strides[k]))
         grad = torch.zeros_like(x)
         for tile in tiles:
-            if x.device.type == "cpu":
-                release_free_memory()              # or fragments of the last tile stay resident (measured)
+            if x.device.type == "cpu":            # or fragments of the last tile stay resident (measured)
+                release_free_memory(TRIM_ABOVE_MB)
             with torch.enable_grad():
                 xt = crop(x, tile).detach().requires_grad_(True)
                 feats = self.encode(xt, self.layers)
