@@ -1,4 +1,5 @@
-"""Benchmarks behind the README's numbers. Run by hand: ``python scripts/bench.py [--only still,speed,video]``.
+"""Benchmarks behind the README's numbers. Run by hand:
+``python scripts/bench.py [--only speed,still,previous,curves,scale,video]`` (all by default, ~35 min on 2 cores).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
 report with the machine it ran on, and writes it to scripts/bench_results.md.
@@ -6,7 +7,12 @@ report with the machine it ran on, and writes it to scripts/bench_results.md.
 - speed:  seconds per iteration (forward+backward to the style taps) at 512×384 for lite0 plain,
           lite0 folded (the default), vgg19 (random weights: timing only); their ratios.
 - still:  wall time of `stylevid image` with defaults at 512 px on lite0.
-- video:  a real clip at 640×360: seconds per frame after frame 1, iterations per warm vs cold frame,
+- previous: `stylevid image` with the previous release's tree (PREVIOUS, via git archive) and the
+          current one, alternating in one run: the speed change as a ratio.
+- curves: loss at 512 px against optimization seconds for coarse-to-fine schedules and optimizers;
+          table and scripts/curves_still.png.
+- scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles).
+- video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
           warping error of the output vs the per-frame independent baseline and vs the input's own.
 """
 from __future__ import annotations
