@@ -85,13 +85,7 @@ def bench_speed(out: list[str]) -> None:
 def bench_still(out: list[str]) -> None:
     content = media("photo", "tubingen.jpg", "chelsea.jpg")
     style = media("style", "starry_night.jpg", "swirls.jpg")
-    with tempfile.TemporaryDirectory() as d:
-        o = Path(d) / "out.png"
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "stylevid.cli", "image", str(content), "--style", str(style),
-                        "-o", str(o), "-q"], check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-        wall = time.perf_counter() - t
-        meta = json.loads(Path(str(o) + ".json").read_text())
+    wall, meta = run_image(ROOT / "src", content, style)
     s = StyleConfig()
     out += ["## Still image, defaults (`stylevid image`, 512 px, lite0)", "",
             f"{content.name} in the style of {style.name}: **{wall:.1f} s** wall time "
