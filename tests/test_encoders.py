@@ -92,6 +92,33 @@ def test_lite0_folded_matches_plain():
         assert torch.allclose(a[k], b[k], atol=1e-4 * max(scale, 1.0)), k
 
 
+def test_lite0_matches_float64():
+    """The default encoder (folded, channels-last, float32) against the plain module in float64:
+    features and the input gradient of a feature loss agree to float tolerance."""
+    import copy
+
+    enc = load_encoder("lite0")
+    assert enc.memory_format == torch.channels_last
+    ref = copy.deepcopy(load_encoder("lite0", folded=False)).double()
+    ref.memory_format = torch.contiguous_format
+    ref.to(memory_format=torch.contiguous_format)
+    x0 = resize(to_tensor(load_image(SAMPLES / "chelsea.jpg")), (72, 96))
+    layers = ["stem", "block2", "block7", "block10"]
+
+    def run(model, dtype):
+        x = x0.to(dtype).detach().clone().requires_grad_(True)
+        feats = model(x, layers)
+        sum(f.square().mean() for f in feats.values()).backward()
+        return {k: f.detach().double() for k, f in feats.items()}, x.grad.double()
+
+    (feats, grad), (rf, rg) = run(enc, torch.float32), run(ref, torch.float64)
+    assert feats["block7"].is_contiguous(memory_format=torch.channels_last)
+    assert not rf["block7"].is_contiguous(memory_format=torch.channels_last)
+    for k in layers:
+        assert (feats[k] - rf[k]).norm() / rf[k].norm() < 1e-5, k
+    assert (grad - rg).norm() / rg.norm() < 1e-3
+
+
 def test_no_parameter_requires_grad_but_input_gradients_flow():
     enc = load_encoder("lite0")
     assert all(not p.requires_grad for p in enc.parameters())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stylevid.losses import (ContentLoss, StyleLoss, TotalVariation, content_loss, gram, style_loss, temporal_loss,
+from stylevid.losses import (ContentLoss, StyleLoss, TotalVariation, content_loss, gram, positions, style_loss, temporal_loss,
                              total_variation)
 
 
@@ -24,6 +24,19 @@ def test_gram_is_symmetric_batched_and_size_independent():
     assert torch.allclose(g, g.transpose(1, 2))
     # Tiling the same features 2x2 keeps the Gram (it is divided by H·W).
     assert torch.allclose(gram(f.repeat(1, 1, 2, 2)), g, atol=1e-6)
+
+
+def test_positions_is_a_view_in_both_layouts_and_gram_agrees():
+    torch.manual_seed(0)
+    f = torch.rand(2, 4, 5, 6)
+    cl = f.contiguous(memory_format=torch.channels_last)
+    for t in (f, cl):
+        p = positions(t)
+        assert p.shape == (2, 4, 30) and p.data_ptr() == t.data_ptr()  # no copy
+        assert torch.equal(p, f.reshape(2, 4, 30))
+    assert torch.allclose(gram(cl), gram(f), atol=1e-6)
+    crop = cl[..., 1:4, 2:5]  # a tile's crop: neither layout is contiguous; still right
+    assert torch.equal(positions(crop), f[..., 1:4, 2:5].reshape(2, 4, 9))
 
 
 def test_zero_losses_on_equal_inputs():

@@ -81,6 +81,9 @@ class Renderer:
 
 def run(fn, quiet: bool = False):
     """Call ``fn(sink)`` and print the resulting path(s); map errors to exit codes."""
+    from .runtime import keep_freed_memory
+
+    keep_freed_memory()   # freed activations are reused by the next iteration, not faulted in again
     try:
         with Renderer(quiet) as r:
             result = fn(r)

@@ -16,11 +16,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def positions(features: Tensor) -> Tensor:
+    """``B×C×H×W`` features as ``B×C×(H·W)``, a view in either memory layout: reshaping
+    channels-last features (lite0's) the plain way would copy them, forward and backward."""
+    b, c, h, w = features.shape
+    if features.is_contiguous() or not features.is_contiguous(memory_format=torch.channels_last):
+        return features.reshape(b, c, h * w)
+    return features.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)
+
+
 def gram(features: Tensor) -> Tensor:
     """Gram matrix ``B×C×C`` of ``B×C×H×W`` features, divided by H·W (independent of image size)."""
-    b, c, h, w = features.shape
-    f = features.reshape(b, c, h * w)
-    return f @ f.transpose(1, 2) / (h * w)
+    f = positions(features)
+    return f @ f.transpose(1, 2) / f.shape[-1]
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:

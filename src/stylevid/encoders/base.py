@@ -38,6 +38,9 @@ class Encoder(nn.Module):
 
     name: str = "encoder"
     taps: dict[str, LayerInfo]
+    # The layout the encoder's convolutions run fastest in; inputs and weights are put in it,
+    # features come out in it (``losses.positions`` reads them without a copy).
+    memory_format: torch.memory_format = torch.contiguous_format
 
     def check_layers(self, layers: Iterable[str]) -> list[str]:
         layers = list(dict.fromkeys(layers))
@@ -51,7 +54,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
         wanted = set(self.check_layers(layers))
-        return self._run(x, wanted)
+        return self._run(x.contiguous(memory_format=self.memory_format), wanted)
 
     def _run(self, x: Tensor, wanted: set[str]) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
@@ -60,7 +63,7 @@ class Encoder(nn.Module):
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
-        return self
+        return self.to(memory_format=self.memory_format)
 
     def train(self, mode: bool = True):  # frozen: batch norm statistics never change
         return super().train(False)

@@ -43,6 +43,7 @@ from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
+from ..losses import positions
 from ..optimize import optimize, with_grad
 from ..runtime import generator
 from ..tiling import TiledLoss, tile_grid, tiled_features
@@ -136,7 +137,7 @@ class SphereObjective:
                 f = feats[k]
                 b, c, h, w = f.shape
                 wt = self._weights((h, w), "style")[ch].reshape(b, 1, h * w)
-                ff = f.reshape(b, c, h * w)
+                ff = positions(f)
                 g = (ff * wt) @ ff.transpose(1, 2)                         # solid-angle weighted Gram
                 t = self.style.grams[k]
                 per_view = (g - t).pow(2).sum((1, 2)) / t.pow(2).sum().clamp_min(1e-8)
