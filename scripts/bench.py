@@ -5,7 +5,8 @@ Uses ../shared/media (real photos, paintings, clips) when present, else samples/
 report with the machine it ran on, and writes it to scripts/bench_results.md.
 
 - speed:  seconds per iteration (forward+backward to the style taps) at 512×384 for lite0 plain,
-          lite0 folded (the default), vgg19 (random weights: timing only); their ratios.
+          lite0 folded, lite0 folded channels-last (the default), vgg19 (random weights: timing
+          only); their ratios; and one whole loss evaluation (encoder, Grams, losses) at 512 px.
 - still:  wall time of `stylevid image` with defaults at 512 px on lite0.
 - previous: `stylevid image` with the previous release's tree (PREVIOUS, via git archive) and the
           current one, alternating in one run: the speed change as a ratio.
@@ -34,6 +35,7 @@ SHARED = ROOT.parent / "shared" / "media"
 sys.path.insert(0, str(ROOT / "src"))
 
 from stylevid.config import StyleConfig, VideoConfig  # noqa: E402
+from stylevid.runtime import keep_freed_memory  # noqa: E402
 
 
 def media(kind: str, name: str, fallback: str) -> Path:
@@ -53,14 +55,24 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
 
 
+def median_seconds(step, n: int = 8, warmup: int = 2) -> float:
+    """Median wall time of ``step()`` over ``n`` calls after ``warmup`` (a shared VM is noisy)."""
+    ts = []
+    for i in range(n + warmup):
+        t = time.perf_counter()
+        step()
+        if i >= warmup:
+            ts.append(time.perf_counter() - t)
+    return sorted(ts)[len(ts) // 2]
+
+
 def time_steps(model, layers, size=(384, 512), n=8) -> float:
     x = torch.rand(1, 3, *size, requires_grad=True)
-    for i in range(n + 2):
-        if i == 2:
-            t = time.perf_counter()
-        feats = model(x, layers)
-        sum(f.square().mean() for f in feats.values()).backward()
-    return (time.perf_counter() - t) / n
+
+    def step():
+        sum(f.square().mean() for f in model(x, layers).values()).backward()
+
+    return median_seconds(step, n)
 
 
 def bench_speed(out: list[str]) -> None:
@@ -70,16 +82,48 @@ def bench_speed(out: list[str]) -> None:
 
     lay = ENCODER_LAYERS["lite0"]
     lite_layers = [*lay["style"], *lay["content"]]
-    plain = time_steps(load_encoder("lite0", folded=False), lite_layers)
+    plain = time_steps(in_layout(load_encoder("lite0", folded=False), torch.contiguous_format), lite_layers)
+    folded_nchw = time_steps(in_layout(load_encoder("lite0"), torch.contiguous_format), lite_layers)
     folded = time_steps(load_encoder("lite0"), lite_layers)
     vgg = VGG("vgg19").freeze()
     v = ENCODER_LAYERS["vgg19"]
     vgg_t = time_steps(vgg, [*v["style"], *v["content"]], n=3)
+    loss_t = time_objective()
     out += ["## Encoder step (forward + backward to the style and content taps, 512×384)", "",
-            "| encoder | s / iteration | vs lite0 folded |", "|---|---|---|",
-            f"| lite0 plain (batch norm) | {plain:.3f} | {plain / folded:.2f}x |",
-            f"| lite0 folded (default) | {folded:.3f} | 1.00x |",
-            f"| vgg19 (random weights) | {vgg_t:.3f} | {vgg_t / folded:.1f}x |", ""]
+            "| encoder | s / iteration | vs the default |", "|---|---|---|",
+            f"| lite0 plain (batch norm, NCHW) | {plain:.3f} | {plain / folded:.2f}x |",
+            f"| lite0 folded, NCHW | {folded_nchw:.3f} | {folded_nchw / folded:.2f}x |",
+            f"| lite0 folded, channels-last (default) | {folded:.3f} | 1.00x |",
+            f"| vgg19 (random weights) | {vgg_t:.3f} | {vgg_t / folded:.1f}x |", "",
+            f"One whole loss evaluation with its gradient (encoder, Grams, content, TV) at 512×384, defaults: "
+            f"{loss_t:.3f} s.", ""]
+
+
+def in_layout(model, fmt):
+    """``model`` (a fresh copy) with its weights and inputs in memory format ``fmt``."""
+    import copy
+
+    model = copy.deepcopy(model)
+    model.memory_format = fmt
+    return model.to(memory_format=fmt)
+
+
+def time_objective(n: int = 8) -> float:
+    """Seconds per evaluation of the still pipeline's loss and gradient at 512 px (defaults)."""
+    from stylevid.images import fit_size, load_image, resize, to_tensor
+    from stylevid.pipelines.still import Stylizer
+
+    st = Stylizer(StyleConfig(), [load_image(media("style", "starry_night.jpg", "swirls.jpg"))])
+    c = to_tensor(load_image(media("photo", "tubingen.jpg", "chelsea.jpg")))
+    c = resize(c, fit_size(*c.shape[-2:], 512))
+    fn = st.objective(c)
+    x = c.clone().requires_grad_(True)
+
+    def step():
+        fn(x).backward()
+        x.grad = None
+
+    return median_seconds(step, n)
 
 
 def bench_still(out: list[str]) -> None:
@@ -214,6 +258,8 @@ from stylevid.config import StyleConfig
 from stylevid.images import load_image
 from stylevid.pipelines.panorama import PanoramaStylizer
 from stylevid.pipelines.still import Stylizer
+from stylevid.runtime import keep_freed_memory
+keep_freed_memory()
 kind, pano, style, its = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 content = np.asarray(Image.fromarray(load_image(pano)).resize((3840, 1920), Image.BICUBIC))
 cfg = StyleConfig(size=3840, scales=1, iterations=its, early_stop_tol=0, device="cpu")
@@ -291,6 +337,7 @@ def main() -> None:
     ap.add_argument("--only", default="speed,still,previous,curves,scale,video")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     a = ap.parse_args()
+    keep_freed_memory()   # as the CLI does (subprocesses run the CLI, or call it themselves)
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
     which = a.only.split(",")
     if "speed" in which:

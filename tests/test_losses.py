@@ -39,6 +39,21 @@ def test_positions_is_a_view_in_both_layouts_and_gram_agrees():
     assert torch.equal(positions(crop), f[..., 1:4, 2:5].reshape(2, 4, 9))
 
 
+def test_gram_gradient_in_both_layouts():
+    """The hand-written backward equals autograd's through ``F Fᵀ / N`` and keeps the layout."""
+    torch.manual_seed(0)
+    f = torch.rand(2, 5, 4, 3, dtype=torch.float64)
+    weight = torch.rand(2, 5, 5, dtype=torch.float64)
+    for t in (f, f.contiguous(memory_format=torch.channels_last)):
+        t = t.detach().requires_grad_(True)
+        torch.autograd.gradcheck(gram, (t,))
+        (weight * gram(t)).sum().backward()
+        plain = f.detach().reshape(2, 5, 12).requires_grad_(True)
+        (weight * (plain @ plain.transpose(1, 2) / 12)).sum().backward()
+        assert torch.allclose(t.grad, plain.grad.reshape(2, 5, 4, 3))
+        assert t.grad.stride() == t.stride()
+
+
 def test_zero_losses_on_equal_inputs():
     torch.manual_seed(0)
     f = torch.rand(1, 8, 6, 7)

@@ -25,10 +25,27 @@ def positions(features: Tensor) -> Tensor:
     return features.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)
 
 
+class _Gram(torch.autograd.Function):
+    """``F Fᵀ / N`` of ``B×C×N`` positions; the backward is one product, ``(G' + G'ᵀ) F / N``,
+    made in F's own layout (autograd's would be two products, a sum and a layout copy)."""
+
+    @staticmethod
+    def forward(ctx, f: Tensor) -> Tensor:
+        ctx.save_for_backward(f)
+        return f @ f.transpose(1, 2) / f.shape[-1]
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> Tensor:
+        (f,) = ctx.saved_tensors
+        s = (g + g.transpose(1, 2)) / f.shape[-1]
+        if f.stride(-1) == 1:
+            return s @ f
+        return (f.transpose(1, 2) @ s).transpose(1, 2)   # channels-last: positions-major, like f
+
+
 def gram(features: Tensor) -> Tensor:
     """Gram matrix ``B×C×C`` of ``B×C×H×W`` features, divided by H·W (independent of image size)."""
-    f = positions(features)
-    return f @ f.transpose(1, 2) / f.shape[-1]
+    return _Gram.apply(positions(features))
 
 
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
