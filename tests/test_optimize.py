@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from stylevid.events import Progress
+from stylevid.config import StyleConfig
 from stylevid.optimize import optimize
+
+
+def opts(optimizer: str = "lbfgs", lr: float = 0.02, tol: float = 0, patience: int = 1000) -> StyleConfig:
+    return StyleConfig(optimizer=optimizer, lr=lr, early_stop_tol=tol, early_stop_patience=patience)
 
 
 def quadratic(target: torch.Tensor):
@@ -21,7 +26,7 @@ def target():
 def test_optimizers_decrease_a_quadratic(target, name, lr):
     x0 = torch.zeros_like(target)
     start = quadratic(target)(x0).item()
-    x, used, final = optimize(x0, quadratic(target), 30, name, lr=lr, tol=0, patience=1000)
+    x, used, final = optimize(x0, quadratic(target), 30, opts(name, lr))
     assert used == 30
     assert final < 0.2 * start
     assert quadratic(target)(x).item() < 0.2 * start
@@ -29,14 +34,14 @@ def test_optimizers_decrease_a_quadratic(target, name, lr):
 
 
 def test_lbfgs_solves_the_quadratic(target):
-    x, _, _ = optimize(torch.full_like(target, 0.5), quadratic(target), 20, "lbfgs", tol=0, patience=1000)
+    x, _, _ = optimize(torch.full_like(target, 0.5), quadratic(target), 20, opts())
     assert torch.allclose(x, target, atol=1e-3)
 
 
 def test_early_stop_on_a_flat_loss():
     events = []
     flat = lambda x: (x * 0).sum() + 1.0  # noqa: E731  constant loss, zero gradient
-    x, used, final = optimize(torch.rand(1, 3, 4, 4), flat, 100, "adam", tol=1e-3, patience=5,
+    x, used, final = optimize(torch.rand(1, 3, 4, 4), flat, 100, opts("adam", tol=1e-3, patience=5),
                               on_event=events.append)
     assert used == 6  # patience + 1 iterations to see that nothing improved
     assert final == pytest.approx(1.0)
@@ -45,7 +50,7 @@ def test_early_stop_on_a_flat_loss():
 
 
 def test_no_early_stop_while_improving(target):
-    _, used, _ = optimize(torch.zeros_like(target), quadratic(target), 15, "adam", lr=0.01, tol=1e-3, patience=3)
+    _, used, _ = optimize(torch.zeros_like(target), quadratic(target), 15, opts("adam", 0.01, 1e-3, 3))
     assert used == 15
 
 
@@ -54,7 +59,7 @@ def test_pixels_stay_in_unit_range():
     target = torch.tensor([-1.0, 2.0]).repeat(1, 3, 4, 2)
     seen = []
     for name in ("lbfgs", "adam"):
-        x, _, _ = optimize(torch.full_like(target, 0.5), quadratic(target), 10, name, lr=0.5, tol=0, patience=1000,
+        x, _, _ = optimize(torch.full_like(target, 0.5), quadratic(target), 10, opts(name, 0.5),
                            on_step=lambda i, xx: seen.append((xx.min().item(), xx.max().item())))
         assert x.min() >= 0 and x.max() <= 1
         assert x[..., 0].max() == 0 and x[..., 1].min() == 1
@@ -63,7 +68,7 @@ def test_pixels_stay_in_unit_range():
 
 def test_progress_events(target):
     events, steps = [], []
-    optimize(torch.zeros_like(target), quadratic(target), 5, "lbfgs", tol=0, patience=1000,
+    optimize(torch.zeros_like(target), quadratic(target), 5, opts(),
              on_event=events.append, task="scale 1/1", on_step=lambda i, x: steps.append(i))
     assert all(isinstance(e, Progress) and e.task == "scale 1/1" for e in events)
     assert [e.done for e in events] == [0, 1, 2, 3, 4, 5]
@@ -74,15 +79,14 @@ def test_progress_events(target):
 
 
 def test_non_finite_loss_stops(target):
-    _, used, final = optimize(torch.zeros_like(target), lambda x: x.sum() * float("nan"), 10, "adam", tol=0,
-                              patience=1000)
+    _, used, final = optimize(torch.zeros_like(target), lambda x: x.sum() * float("nan"), 10, opts("adam"))
     assert used == 1
     assert final != final  # NaN
 
 
 def test_unknown_optimizer(target):
     with pytest.raises(ValueError, match="sgd"):
-        optimize(target, quadratic(target), 1, "sgd")
+        optimize(target, quadratic(target), 1, opts("sgd"))
 
 
 def test_lbfgs_matches_torch_lbfgs_step_for_step():

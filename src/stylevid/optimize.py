@@ -1,6 +1,6 @@
 """The pixel optimizer loop shared by stills, video frames and panoramas (L1: torch only).
 
-``optimize(x0, loss_fn, ...)`` minimizes ``loss_fn(x)`` over the pixels of ``x0`` with L-BFGS or
+``optimize(x0, loss_fn, iterations, cfg)`` minimizes ``loss_fn(x)`` over the pixels of ``x0`` with L-BFGS or
 Adam, keeps pixels in [0,1], reports each iteration through events, and stops early when the
 loss has improved by less than ``tol`` (relative) over the last ``patience`` iterations.
 
@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .config import StyleConfig
 from .events import Progress, Sink, null_sink
 
 GPU_READBACK = 10       # iterations between loss read-backs on a GPU
@@ -102,19 +103,19 @@ class LBFGS:
         return loss
 
 
-def optimize(x0: Tensor, loss_fn: Callable[[Tensor], Tensor], iterations: int, optimizer: str = "lbfgs",
-             lr: float = 0.02, tol: float = 1e-3, patience: int = 10, on_event: Sink = null_sink,
-             task: str = "iterations", on_step: Callable[[int, Tensor], None] | None = None,
-             history: int = 20, history_mb: float | None = None,
-             ) -> tuple[Tensor, int, float]:
-    """Return (result, iterations used, final loss). ``history``/``history_mb``: L-BFGS pairs and
-    the memory they may take (see :func:`history_pairs`)."""
+def optimize(x0: Tensor, loss_fn: Callable[[Tensor], Tensor], iterations: int, cfg: StyleConfig,
+             on_event: Sink = null_sink, task: str = "iterations",
+             on_step: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, int, float]:
+    """Return (result, iterations used, final loss). From ``cfg``: the optimizer, Adam's ``lr``,
+    early stopping (``early_stop_tol``, ``early_stop_patience``) and the L-BFGS history
+    (``lbfgs_history`` pairs within ``lbfgs_memory_mb``, see :func:`history_pairs`)."""
+    optimizer, tol, patience = cfg.optimizer, cfg.early_stop_tol, cfg.early_stop_patience
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS views grads flat
     if optimizer == "lbfgs":
         # A line search doubles the evaluations for the same loss (measured), so none.
-        opt = LBFGS(x, history_pairs(x, history, history_mb))
+        opt = LBFGS(x, history_pairs(x, cfg.lbfgs_history, cfg.lbfgs_memory_mb))
     elif optimizer == "adam":
-        opt = torch.optim.Adam([x], lr=lr)
+        opt = torch.optim.Adam([x], lr=cfg.lr)
     else:
         raise ValueError(f"unknown optimizer {optimizer!r}")
 

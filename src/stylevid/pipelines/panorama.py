@@ -297,9 +297,8 @@ class PanoramaStylizer(Stylizer):
                 on_step(i, grid.unpack(y).clamp(0, 1))
 
         # a rotation bumps the loss: give early stopping a few rotations of patience
-        y, used, _ = optimize(grid.pack(init), obj, iterations, self.cfg.optimizer, self.cfg.lr,
-                              self.cfg.early_stop_tol, max(self.cfg.early_stop_patience, 4 * every), self.on_event,
-                              task, step_packed, self.cfg.lbfgs_history, self.cfg.lbfgs_memory_mb)
+        cfg = replace(self.cfg, early_stop_patience=max(self.cfg.early_stop_patience, 4 * every))
+        y, used, _ = optimize(grid.pack(init), obj, iterations, cfg, self.on_event, task, step_packed)
         return grid.unpack(y).clamp(0, 1), used
 
     def stylize(self, content: np.ndarray, seed: int | None = None, index: int = 0,

@@ -188,9 +188,8 @@ class Stylizer:
         """One optimization at the size of ``content``. ``index`` (the frame) seeds the random draws
         (tile grid offsets of huge pictures, the 360 view rotations), so a resumed video repeats itself."""
         cfg = self.cfg
-        x, used, _ = optimize(init, self.objective(content, extra, wrap_x, index), iterations, cfg.optimizer,
-                              cfg.lr, cfg.early_stop_tol, cfg.early_stop_patience, self.on_event, task, on_step,
-                              cfg.lbfgs_history, cfg.lbfgs_memory_mb)
+        x, used, _ = optimize(init, self.objective(content, extra, wrap_x, index), iterations, cfg,
+                              self.on_event, task, on_step)
         return x, used
 
     def pyramid(self, h: int, w: int) -> list[tuple[int, int]]:
