@@ -4,9 +4,9 @@
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
 report with the machine it ran on, and writes it to scripts/bench_results.md.
 
-- speed:  seconds per iteration (forward+backward to the style taps) at 512×384 for lite0 plain,
-          lite0 folded, lite0 folded channels-last (the default), vgg19 (random weights: timing
-          only); their ratios; and one whole loss evaluation (encoder, Grams, losses) at 512 px.
+- speed:  seconds per loss evaluation (an iteration) at 512×384 for lite0 plain, folded, folded
+          channels-last (the default), and the default without keep_freed_memory; seconds per
+          encoder step (forward+backward to the taps) for the same and vgg19 (random weights).
 - still:  wall time of `stylevid image` with defaults at 512 px on lite0.
 - previous: `stylevid image` with the previous release's tree (PREVIOUS, via git archive) and the
           current one, alternating in one run: the speed change as a ratio.
@@ -80,23 +80,34 @@ def bench_speed(out: list[str]) -> None:
     from stylevid.encoders import load_encoder
     from stylevid.encoders.vgg import VGG
 
+    nchw = torch.contiguous_format
+    plain, folded = load_encoder("lite0", folded=False), load_encoder("lite0")
+    lite = {"lite0 plain (batch norm), NCHW": in_layout(plain, nchw), "lite0 folded, NCHW": in_layout(folded, nchw),
+            "lite0 folded, channels-last (default)": folded}
+    loss_t = {name: time_objective(enc) for name, enc in lite.items()}
+    r = subprocess.run([sys.executable, "-c", OBJECTIVE_RUN], check=True, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'scripts'}"})
+    loss_t["default, glibc's own heap settings (no keep_freed_memory)"] = float(r.stdout.split()[-1])
     lay = ENCODER_LAYERS["lite0"]
-    lite_layers = [*lay["style"], *lay["content"]]
-    plain = time_steps(in_layout(load_encoder("lite0", folded=False), torch.contiguous_format), lite_layers)
-    folded_nchw = time_steps(in_layout(load_encoder("lite0"), torch.contiguous_format), lite_layers)
-    folded = time_steps(load_encoder("lite0"), lite_layers)
-    vgg = VGG("vgg19").freeze()
+    step_t = {name: time_steps(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
     v = ENCODER_LAYERS["vgg19"]
-    vgg_t = time_steps(vgg, [*v["style"], *v["content"]], n=3)
-    loss_t = time_objective()
-    out += ["## Encoder step (forward + backward to the style and content taps, 512×384)", "",
-            "| encoder | s / iteration | vs the default |", "|---|---|---|",
-            f"| lite0 plain (batch norm, NCHW) | {plain:.3f} | {plain / folded:.2f}x |",
-            f"| lite0 folded, NCHW | {folded_nchw:.3f} | {folded_nchw / folded:.2f}x |",
-            f"| lite0 folded, channels-last (default) | {folded:.3f} | 1.00x |",
-            f"| vgg19 (random weights) | {vgg_t:.3f} | {vgg_t / folded:.1f}x |", "",
-            f"One whole loss evaluation with its gradient (encoder, Grams, content, TV) at 512×384, defaults: "
-            f"{loss_t:.3f} s.", ""]
+    step_t["vgg19 (random weights)"] = time_steps(VGG("vgg19").freeze(), [*v["style"], *v["content"]], n=3)
+    base = loss_t["lite0 folded, channels-last (default)"]
+    out += ["## Iteration cost at 512×384 (median s)", "",
+            "One evaluation of the still pipeline's loss and gradient (encoder, Grams, content, TV; defaults, "
+            "tubingen + starry night): what an L-BFGS iteration costs.", "",
+            "| lite0 | s / evaluation | vs the default |", "|---|---|---|",
+            *[f"| {k} | {t:.3f} | {t / base:.2f}x |" for k, t in loss_t.items()], "",
+            "Encoder alone: forward + backward of Σ mean(f²) over the style and content taps.", "",
+            "| encoder | s / step | vs lite0 default |", "|---|---|---|",
+            *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
+            ""]
+
+
+OBJECTIVE_RUN = """
+import bench
+print(bench.time_objective())
+"""
 
 
 def in_layout(model, fmt):
@@ -108,12 +119,15 @@ def in_layout(model, fmt):
     return model.to(memory_format=fmt)
 
 
-def time_objective(n: int = 8) -> float:
-    """Seconds per evaluation of the still pipeline's loss and gradient at 512 px (defaults)."""
+def time_objective(encoder=None, n: int = 10) -> float:
+    """Median seconds per evaluation of the still pipeline's loss and gradient at 512 px (defaults),
+    with ``encoder`` in place of the configured one if given."""
     from stylevid.images import fit_size, load_image, resize, to_tensor
     from stylevid.pipelines.still import Stylizer
 
     st = Stylizer(StyleConfig(), [load_image(media("style", "starry_night.jpg", "swirls.jpg"))])
+    if encoder is not None:
+        st.encoder = encoder
     c = to_tensor(load_image(media("photo", "tubingen.jpg", "chelsea.jpg")))
     c = resize(c, fit_size(*c.shape[-2:], 512))
     fn = st.objective(c)
@@ -258,9 +272,12 @@ from stylevid.config import StyleConfig
 from stylevid.images import load_image
 from stylevid.pipelines.panorama import PanoramaStylizer
 from stylevid.pipelines.still import Stylizer
+import stylevid.tiling
 from stylevid.runtime import keep_freed_memory
 keep_freed_memory()
-kind, pano, style, its = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+kind, pano, style, its, trim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+if trim != "default":
+    stylevid.tiling.TRIM_ABOVE_MB = int(trim)
 content = np.asarray(Image.fromarray(load_image(pano)).resize((3840, 1920), Image.BICUBIC))
 cfg = StyleConfig(size=3840, scales=1, iterations=its, early_stop_tol=0, device="cpu")
 t = time.perf_counter()
@@ -270,23 +287,29 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 """
 
 
-def bench_scale(out: list[str], iterations: int = 7) -> None:
+def bench_scale(out: list[str], iterations: int = 7, trims: tuple[str, ...] = ("default",)) -> None:
     """Peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views), one scale, enough
-    L-BFGS iterations to fill the capped history. Each in its own process (peak RSS is per process)."""
+    L-BFGS iterations to fill the capped history. Each in its own process (peak RSS is per process).
+    ``trims``: resident MB over which tiles give freed memory back (runtime.TRIM_ABOVE_MB), to tune it."""
+    from stylevid.runtime import TRIM_ABOVE_MB
+
     pano = media("pano", "pannellum_examplepano_4096x2048.jpg", "chelsea.jpg")
     style = media("style", "starry_night.jpg", "swirls.jpg")
     s = StyleConfig()
     rows = []
-    for kind in ("flat", "panorama"):
-        r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations)],
-                           check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-        secs, gb, its = r.stdout.split()[-3:]
-        rows.append(f"| {kind} | {float(gb):.2f} | {its} | {float(secs) / int(its):.0f} |")
-        print(f"scale: {kind}: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
+    for trim in trims:
+        for kind in ("flat", "panorama"):
+            r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations), trim],
+                               check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+            secs, gb, its = r.stdout.split()[-3:]
+            mb = TRIM_ABOVE_MB if trim == "default" else int(trim)
+            rows.append(f"| {kind} | {mb} | {float(gb):.2f} | {its} | {float(secs) / int(its):.0f} |")
+            print(f"scale: {kind}, trim above {mb} MB: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
     out += [f"## 3840×1920 ({pano.name}), one scale, {iterations} L-BFGS iterations", "",
             f"Pictures over {s.tile_above}² px in tiles of {s.tile} px (halo {s.tile_halo}); L-BFGS history capped at "
             f"{s.lbfgs_memory_mb} MB. Goal: ≤ 4 GB.", "",
-            "| picture | peak RSS GB | iterations | s / iteration (incl. setup) |", "|---|---|---|---|", *rows, ""]
+            "| picture | trim above MB | peak RSS GB | iterations | s / iteration (incl. setup) |", "|---|---|---|---|---|",
+            *rows, ""]
 
 
 def bench_video(out: list[str], frames: int) -> None:
@@ -336,6 +359,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="speed,still,previous,curves,scale,video")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
+    ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
     keep_freed_memory()   # as the CLI does (subprocesses run the CLI, or call it themselves)
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
@@ -349,7 +373,7 @@ def main() -> None:
     if "curves" in which:
         bench_curves(out)
     if "scale" in which:
-        bench_scale(out)
+        bench_scale(out, trims=tuple(a.trim_above.split(",")))
     if "video" in which:
         bench_video(out, a.frames)
     text = "\n".join(out)
