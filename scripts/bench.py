@@ -1,5 +1,5 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,curves,scale,video]`` (all by default, ~35 min on 2 cores).
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video]`` (all by default, ~35 min on 2 cores).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
 report with the machine it ran on, and writes it to scripts/bench_results.md.
@@ -10,6 +10,7 @@ report with the machine it ran on, and writes it to scripts/bench_results.md.
 - still:  wall time of `stylevid image` with defaults at 512 px on lite0.
 - previous: `stylevid image` with the previous release's tree (PREVIOUS, via git archive) and the
           current one, alternating in one run: the speed change as a ratio.
+- precision: fp32 vs bf16 (and fp16 on CUDA) encoder arithmetic: wall time, loss, pixel difference.
 - curves: loss at 512 px against optimization seconds for coarse-to-fine schedules and optimizers;
           table and scripts/curves_still.png.
 - scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles).
@@ -149,6 +150,41 @@ def bench_still(out: list[str]) -> None:
             f"{content.name} in the style of {style.name}: **{wall:.1f} s** wall time "
             f"(optimization {meta['seconds']['optimize']:.1f} s; sizes {meta['sizes']}, iterations {meta['iterations']}; "
             f"defaults: {s.scales} scales, {s.coarse_iterations}+{s.iterations} iterations, {s.optimizer}).", ""]
+
+
+def bench_precision(out: list[str]) -> None:
+    """fp32 against mixed precision (bf16; fp16 too on CUDA) at 512 px with defaults: wall time, the
+    result's loss under the fp32 objective (the same judge for all), and how far its pixels are."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from stylevid.images import fit_size, load_image, resize, to_tensor
+    from stylevid.pipelines.still import Stylizer
+    from stylevid.runtime import pick_device
+
+    content = load_image(media("photo", "tubingen.jpg", "chelsea.jpg"))
+    style = load_image(media("style", "starry_night.jpg", "swirls.jpg"))
+    device = pick_device("auto")
+    base = StyleConfig(device=device.type)
+    judge = Stylizer(base, [style])
+    c = resize(to_tensor(content, device), fit_size(*content.shape[:2], base.size))
+    score = judge.objective(c)
+    rows, ref = [], None
+    for precision in ("fp32", "bf16", *(("fp16",) if device.type == "cuda" else ())):
+        st = Stylizer(replace(base, precision=precision), [style])
+        t = time.perf_counter()
+        result, _ = st.stylize(content)
+        wall = time.perf_counter() - t
+        with torch.no_grad():
+            loss = float(score(to_tensor(result, device)))
+        ref = result if ref is None else ref
+        diff = float(np.abs(result.astype(np.float32) - ref.astype(np.float32)).mean())
+        rows.append(f"| {precision} | {wall:.1f} | {loss:.4f} | {diff:.1f} |")
+        print(f"precision {precision}: {wall:.1f} s, loss {loss:.4f}, mean |diff| {diff:.1f}", file=sys.stderr, flush=True)
+    out += [f"## Precision of the encoder ({device.type}), `stylevid image` defaults at 512 px", "",
+            "| precision | wall s | loss (fp32 judge) | mean abs pixel difference to fp32 (0-255) |",
+            "|---|---|---|---|", *rows, ""]
 
 
 PREVIOUS = "8a7f715"    # the previous release (tag v0.1.0): its README numbers came from this commit
@@ -357,7 +393,7 @@ def bench_video(out: list[str], frames: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,curves,scale,video")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -370,6 +406,8 @@ def main() -> None:
         bench_still(out)
     if "previous" in which:
         bench_previous(out)
+    if "precision" in which:
+        bench_precision(out)
     if "curves" in which:
         bench_curves(out)
     if "scale" in which:

@@ -89,6 +89,18 @@ def one_error_line(stderr: str, *names) -> str:
     return lines[0]
 
 
+def check_refused(d: Path, args, code: int, *names) -> str:
+    """Run ``stylevid ARGS`` in this process; the exit code, one error line naming ``names``, nothing
+    written, removed or changed under ``d``. Returns the error line."""
+    before = snapshot(d)
+    r = invoke(*args)
+    assert r.exit_code == code, (r.exit_code, r.stderr, r.exception)
+    assert r.stdout == ""
+    line = one_error_line(r.stderr, *names)
+    assert snapshot(d) == before, "a file was written, removed or changed"
+    return line
+
+
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under ``folder`` (hidden ones too) → sha256; FIFOs and folders by kind."""
     out = {}

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.cli_helpers import (FAST_IMAGE, fill, invoke, leftovers, one_error_line, small_photo, small_style,
-                               snapshot, tiny_disk)
+from tests.cli_helpers import (FAST_IMAGE, check_refused, fill, invoke, leftovers, one_error_line, small_photo,
+                               small_style, snapshot, tiny_disk)
 from tests.clips import make_clip, moving_square, truncate
 
 FAST_VIDEO = ["--size", "32", "--first-iterations", "1", "--iterations", "1", "--scales", "1", "--device", "cpu",
@@ -85,17 +85,6 @@ def d(tmp_path_factory):
 def shown(name: str) -> str:
     """How a file name appears in messages (the CLI takes paths: ``http://x`` becomes ``http:/x``)."""
     return str(Path(name))
-
-
-def check_refused(d: Path, args, code: int, *names):
-    """Run ``stylevid ARGS`` in ``d``; the exit code, one error line naming ``names``, nothing changed."""
-    before = snapshot(d)
-    r = invoke(*args)
-    assert r.exit_code == code, (r.exit_code, r.stderr, r.exception)
-    assert r.stdout == ""
-    line = one_error_line(r.stderr, *names)
-    assert snapshot(d) == before, "a file was written, removed or changed"
-    return line
 
 
 # -- bad input files: video and flicker (the same reader) -----------------------------------------------
@@ -191,7 +180,7 @@ VIDEO_OPTIONS = [["--flow", "xyz"], ["--crf", "99"], ["--size", "-1"], ["--size"
                  ["--start", "nan"], ["--duration", "0"], ["--long-term", "2,1"], ["--long-term", "x"],
                  ["--cut-threshold", "1.5"], ["--iterations", "0"], ["--temporal-weight", "-1"],
                  ["--encoder", "foo"], ["--device", "tpu"], ["--style-blend", "1,2"], ["--start", "99"],
-                 ["--tile-halo", "-32"]]
+                 ["--tile-halo", "-32"], ["--precision", "fp64"], ["--precision", "fp16"]]   # fp16: CPU here
 
 
 @pytest.mark.parametrize("opt", VIDEO_OPTIONS, ids=[" ".join(o) for o in VIDEO_OPTIONS])
@@ -203,7 +192,7 @@ def test_video_refuses_bad_option_values(d, opt):
 IMAGE_OPTIONS = [["--init", "xyz"], ["--size", "5"], ["--scales", "9"], ["--optimizer", "sgd"], ["--lr", "0"],
                  ["--style-weight", "-1"], ["--style-blend", "1,x"], ["--layer-weight", "stem:x"],
                  ["--style-layers", "nope"], ["--projection", "cube"], ["--tile", "10"], ["--tile-above", "10"], ["--tile-halo", "20"],
-                 ["--lbfgs-memory", "0"]]
+                 ["--lbfgs-memory", "0"], ["--precision", "half"], ["--precision", "fp16"]]
 
 
 @pytest.mark.parametrize("opt", IMAGE_OPTIONS, ids=[" ".join(o) for o in IMAGE_OPTIONS])

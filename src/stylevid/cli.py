@@ -145,6 +145,7 @@ O_INIT = typer.Option(S.init, help="content, noise or style.")
 O_TILE_ABOVE = typer.Option(S.tile_above, help="Pictures (or 360 views) over TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
 O_TILE = typer.Option(S.tile, help="Tile size in pixels, halo included.")
 O_HALO = typer.Option(S.tile_halo, help="Context around each tile, px (a multiple of 32).")
+O_PRECISION = typer.Option(S.precision, help="Encoder arithmetic: fp32, or bf16/fp16 mixed precision (for GPUs; fp16 needs CUDA).")
 O_LBFGS_MEM = typer.Option(S.lbfgs_memory_mb, "--lbfgs-memory", help="MB the L-BFGS history may take (fewer steps remembered for huge pictures).")
 O_SSCALE = typer.Option(S.style_scale, help="Style image size relative to the output.")
 O_COLORS = typer.Option(S.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
@@ -190,6 +191,7 @@ def image(
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,
+    precision: str = O_PRECISION,
     style_scale: float = O_SSCALE,
     preserve_colors: bool = O_COLORS,
     save_every: int = typer.Option(S.save_every, help="Write an intermediate image every N iterations."),
@@ -259,6 +261,7 @@ def video(
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,
+    precision: str = O_PRECISION,
     style_scale: float = O_SSCALE,
     preserve_colors: bool = O_COLORS,
     seed: int = O_SEED,

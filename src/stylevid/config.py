@@ -46,6 +46,9 @@ class StyleConfig:
     weights: str | None = None          # explicit weights file (vgg); lite0 ships its own
     offline: bool = False               # never try to download weights
     device: str = "auto"
+    # Encoder arithmetic: fp32, or bf16/fp16 under autocast (mixed precision, for GPUs; fp16 needs
+    # CUDA). Grams and losses are always summed in fp32.
+    precision: str = "fp32"
     size: int = 512                     # long edge of the output, pixels
     scales: int = 2                     # coarse-to-fine levels, each half the size of the next
     iterations: int = 60                # optimizer iterations at the final scale
@@ -98,6 +101,7 @@ class VideoConfig:
 
 
 FLOWS = ("dis", "farneback", "raft")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)

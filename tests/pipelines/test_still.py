@@ -33,9 +33,12 @@ def pics(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def test_style_loss_drops_by_a_clear_margin(pics):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_style_loss_drops_by_a_clear_margin(pics, precision):
     content, style = load_image(pics["photo"]), load_image(pics["swirls"])
-    st = Stylizer(TINY, [style])
+    events = []
+    st = Stylizer(replace(TINY, precision=precision), [style], on_event=events.append)
+    assert any("far slower" in e.text for e in events if isinstance(e, Message)) == (precision == "bf16")
     result, stats = st.stylize(content)
     assert result.dtype == np.uint8 and max(result.shape[:2]) == 64 and result.shape[2] == 3
     assert stats["sizes"] == [list(result.shape[:2])] and 1 <= stats["iterations"][0] <= 15

@@ -153,13 +153,16 @@ def test_odd_size_and_time_window(tmp_path, ref):
 def test_signal_stops_at_a_frame_boundary_with_a_resume_hint(ref, tmp_path, stop_after, signum, code, name):
     out = tmp_path / "stopped.mp4"
     stop_after(2, signum)
-    r = run(ref, out)
+    check_stopped(run(ref, out), out, code, 2, name)
+
+
+def check_stopped(r, out: Path, code: int, frames: int, *words) -> None:
+    """A stopped run: its exit code, one error line with the resume hint, no output and no temporary
+    file, ``frames`` finished frames kept, and no lock file (it goes with the run)."""
     assert r.exit_code == code, r.stderr
-    line = one_error_line(r.stderr, out, name)
-    assert "2 finished frames" in line and "run the same command again to resume" in line
-    assert not out.exists() and not leftovers(tmp_path, out.name)
-    assert len(finished_frames(out)) == 2
-    assert not lock_files(tmp_path)                      # the lock file goes with the run
+    one_error_line(r.stderr, out, *words, f"{frames} finished frames", "run the same command again to resume")
+    assert not out.exists() and not leftovers(out.parent, out.name)
+    assert len(finished_frames(out)) == frames and not lock_files(out.parent)
 
 
 def test_resume_gives_the_same_video_as_an_uninterrupted_run(ref, tmp_path, stop_after, monkeypatch):
@@ -253,13 +256,8 @@ def test_signal_during_the_final_mux_stops_it_at_once(ref, tmp_path, monkeypatch
         return to_frame(*a)
 
     monkeypatch.setattr(W, "_to_frame", encoding)
-    r = run(ref, out)
-    assert r.exit_code == code, r.stderr
-    one_error_line(r.stderr, out, name, "during the final mux", f"{N} finished frames",
-                   "run the same command again to resume")
+    check_stopped(run(ref, out), out, code, N, name, "during the final mux")   # its temporary file removed
     assert len(encoded) == 2                             # not one frame more was encoded
-    assert not out.exists() and not leftovers(tmp_path, out.name)   # its temporary file removed
-    assert len(finished_frames(out)) == N and not lock_files(tmp_path)
     monkeypatch.undo()
     r = run(ref, out)
     assert r.exit_code == 0, r.stderr

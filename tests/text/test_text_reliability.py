@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli_helpers import fill, invoke, leftovers, one_error_line, snapshot, tiny_disk
+from tests.cli_helpers import check_refused, fill, invoke, leftovers, one_error_line, tiny_disk
 
 TINY = ["--hidden", "16", "--embedding", "16", "--seq-len", "16", "--batch-size", "16", "--epochs", "1",
         "--sample-every", "0", "--device", "cpu", "-q"]
@@ -44,16 +44,6 @@ def d(tmp_path_factory, small_corpus, tiny_model):
     torch.save({"format": "stylevid-text-lstm", "x": Touch(str(d / "PWNED"))}, d / "torch.pt")   # torch zip
     torch.save({"format": "something-else", "model": torch.zeros(2)}, d / "other.pt")
     return d
-
-
-def check_refused(d: Path, args, code: int, *names) -> str:
-    before = snapshot(d)
-    r = invoke(*args)
-    assert r.exit_code == code, (r.exit_code, r.stderr, r.exception)
-    assert r.stdout == ""
-    line = one_error_line(r.stderr, *names)
-    assert snapshot(d) == before, "a file was written, removed or changed"
-    return line
 
 
 # -- train: bad corpora, bad options, bad outputs ------------------------------------------------------------

@@ -9,22 +9,32 @@ import torch
 from .. import weights as W
 from ..config import ENCODERS
 from ..errors import BadInput, WeightsError
-from .base import Encoder, LayerInfo
+from .base import Autocast, Encoder, LayerInfo
 from .lite0 import Lite0, fold
 
 
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def load_encoder(name: str = "lite0", weights: str | None = None, offline: bool = False,
-                 device: torch.device | str = "cpu", folded: bool = True) -> Encoder:
+                 device: torch.device | str = "cpu", folded: bool = True, precision: str = "fp32") -> Encoder:
     """Build the named encoder with its real weights, frozen, on ``device``.
 
     ``folded`` folds lite0's batch norms into its convolutions (same outputs, faster).
+    ``precision`` bf16 or fp16 runs it under autocast (:class:`Autocast`; fp16 on CUDA only).
     Never falls back to random weights.
     """
+    if precision not in ("fp32", *DTYPES):
+        raise BadInput(f"--precision {precision!r}: choose one of fp32, {', '.join(DTYPES)}")
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise BadInput(f"--precision fp16 needs a CUDA device (this run is on {torch.device(device).type}); "
+                       "use bf16 or fp32")
     path, expected = _locate(name, weights, offline)
     st = path.stat()
     # The cache is keyed by the file actually resolved (and its size and mtime), so a changed
     # $STYLEVID_WEIGHTS, $TORCH_HOME or a replaced file is looked at again.
-    return _cached(name, str(path), expected, st.st_size, st.st_mtime_ns, folded).to(device)
+    model = _cached(name, str(path), expected, st.st_size, st.st_mtime_ns, folded).to(device)
+    return Autocast(model, DTYPES[precision]) if precision in DTYPES else model
 
 
 def _locate(name: str, weights: str | None, offline: bool) -> tuple[Path, str | None]:
@@ -80,4 +90,4 @@ def layer_table(name: str) -> list[LayerInfo]:
     raise BadInput(f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
 
 
-__all__ = ["Encoder", "LayerInfo", "load_encoder", "layer_table"]
+__all__ = ["Autocast", "Encoder", "LayerInfo", "load_encoder", "layer_table"]

@@ -67,3 +67,22 @@ class Encoder(nn.Module):
 
     def train(self, mode: bool = True):  # frozen: batch norm statistics never change
         return super().train(False)
+
+
+class Autocast(nn.Module):
+    """An encoder run under autocast in ``dtype`` (mixed precision). Its features come back in
+    float32, so Grams and losses are summed in full precision; the gradient flows back through
+    the same low-precision convolutions."""
+
+    def __init__(self, encoder: Encoder, dtype: torch.dtype):
+        super().__init__()
+        self.inner, self.dtype = encoder, dtype
+        self.name, self.taps, self.memory_format = encoder.name, encoder.taps, encoder.memory_format
+
+    def check_layers(self, layers: Iterable[str]) -> list[str]:
+        return self.inner.check_layers(layers)
+
+    def forward(self, x: Tensor, layers: Iterable[str]) -> dict[str, Tensor]:
+        with torch.autocast(x.device.type, dtype=self.dtype):
+            feats = self.inner(x, layers)
+        return {k: f.float() for k, f in feats.items()}
