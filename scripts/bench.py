@@ -2,7 +2,8 @@
 ``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video]`` (all by default, ~35 min on 2 cores).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
-report with the machine it ran on, and writes it to scripts/bench_results.md.
+report with the machine it ran on, and writes it to scripts/bench_results.md (an ``--only`` run is
+appended to it).
 
 - speed:  seconds per loss evaluation (an iteration) at 512×384 for lite0 plain, folded, folded
           channels-last (the default), and the default without keep_freed_memory; seconds per
@@ -416,7 +417,13 @@ def main() -> None:
         bench_video(out, a.frames)
     text = "\n".join(out)
     print(text)
-    (ROOT / "scripts" / "bench_results.md").write_text(text + "\n")
+    results = ROOT / "scripts" / "bench_results.md"
+    if a.only == ap.get_default("only") or not results.exists():
+        results.write_text(text + "\n")
+    else:   # a partial run is added to the full one, not written over it
+        with results.open("a") as f:
+            f.write(f"\nA later run, `--only {a.only}`" + (f" `--trim-above {a.trim_above}`" if a.trim_above != "default" else "")
+                    + ":\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def keep_freed_memory() -> bool:
     is not glibc). Called once by the CLI; library users may call it too.
 
     By default glibc hands blocks of a few MB to ``mmap`` and returns them on free, so every
-    iteration faults its activations in again: 12 000-22 000 page faults per lite0 step at 512 px,
-    13 % of the step. Blocks up to 32 MB now come from the heap, and up to 1 GB of free memory at
+    iteration faults its activations in again: 12 000-22 000 page faults per lite0 step at 512 px;
+    a loss evaluation took 0.139 s instead of 0.110 s (bench.py `speed`). Blocks up to 32 MB now come from the heap, and up to 1 GB of free memory at
     its top stays mapped. Big pictures still give memory back explicitly
     (``release_free_memory``), above ``TRIM_ABOVE_MB``."""
     mallopt = _libc("mallopt")
@@ -72,7 +72,10 @@ def keep_freed_memory() -> bool:
 
 
 _TRIM = []
-TRIM_ABOVE_MB = 2048    # resident size over which the tiled path gives freed pages back
+# Resident size over which the tiled path gives freed pages back. At 3840x1920 (bench.py scale
+# --trim-above 2048,3072): 2048 → flat 2.72 GB / 130 s, 360 3.46 GB / 386 s; 3072 → 3.24 GB / 114 s,
+# 3.58 GB / 298 s. 3072 keeps the 4 GB goal and is 13-23 % faster.
+TRIM_ABOVE_MB = 3072
 
 
 def resident_mb() -> float | None:
@@ -88,10 +91,10 @@ def release_free_memory(above_mb: float | None = None) -> None:
     """Hand freed heap memory back to the system (glibc ``malloc_trim``; a no-op elsewhere), if the
     process holds more than ``above_mb`` (always, when None).
 
-    glibc raises its mmap threshold as big tensors come and go, so later tensors of a few MB land
-    in the heap and their freed pages stay resident: at 3840x1920 (360) the peak grew from 3.1 to
-    3.9 GB. A trim costs ~50 ms, and the pages given back are faulted in again by the next tile
-    (trimming at every tile made a 3840x1920 picture 38 % slower), hence the threshold."""
+    Tensors under the mmap threshold (32 MB with ``keep_freed_memory``) live in the heap, and their
+    freed pages stay resident: untrimmed, a 3840x1920 360 picture peaked at 4.5 GB. A trim costs
+    ~50 ms, and the pages given back are faulted in again by the next tile (trimming at every tile
+    made a 3840x1920 picture 38-43 % slower), hence the threshold ``TRIM_ABOVE_MB``."""
     if above_mb is not None:
         rss = resident_mb()
         if rss is None or rss < above_mb:

@@ -65,8 +65,8 @@ class MBConv(nn.Module):
 
 class Lite0(Encoder):
     name = "lite0"
-    # Channels-last: oneDNN's depthwise convolutions are about 2x faster in it on CPU, the whole
-    # step about 1.3x (bench.py `speed`). Against float64 both layouts are as accurate: features
+    # Channels-last: oneDNN's depthwise convolutions are about 2x faster in it on CPU, a whole loss
+    # evaluation 1.15x (bench.py `speed`: 0.126 s NCHW vs 0.110 s at 512x384). Against float64 both layouts are as accurate: features
     # within 4e-6 relative, input gradients within 3e-3 at 512 px (a ReLU6 input sitting on 0 or 6
     # flips either way); test_lite0_matches_float64.
     memory_format = torch.channels_last
