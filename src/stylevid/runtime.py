@@ -72,9 +72,9 @@ def keep_freed_memory() -> bool:
 
 
 _TRIM = []
-# Resident size over which the tiled path gives freed pages back. At 3840x1920 (bench.py scale
-# --trim-above 2048,3072): 2048 → flat 2.72 GB / 130 s, 360 3.46 GB / 386 s; 3072 → 3.24 GB / 114 s,
-# 3.58 GB / 298 s. 3072 keeps the 4 GB goal and is 13-23 % faster.
+# Resident size over which the tiled path gives freed pages back. bench.py scale at 3840x1920,
+# run at 2048 and with --trim-above 3072: flat 2.72 GB / 130 s vs 3.24 GB / 114 s, 360 3.46 GB /
+# 386 s vs 3.58 GB / 298 s. 3072 keeps the 4 GB goal and is 13-23 % faster.
 TRIM_ABOVE_MB = 3072
 
 
