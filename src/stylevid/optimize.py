@@ -1,8 +1,9 @@
 """The pixel optimizer loop shared by stills, video frames and panoramas (L1: torch only).
 
-``optimize(x0, loss_fn, iterations, cfg)`` minimizes ``loss_fn(x)`` over the pixels of ``x0`` with L-BFGS or
-Adam, keeps pixels in [0,1], reports each iteration through events, and stops early when the
-loss has improved by less than ``tol`` (relative) over the last ``patience`` iterations.
+``optimize(x0, loss_fn, iterations, cfg)`` minimizes ``loss_fn(x)`` over the pixels of ``x0`` with
+L-BFGS or Adam (``cfg.optimizer``), keeps pixels in [0,1], reports each iteration through events,
+and stops early when the loss has improved by less than ``cfg.early_stop_tol`` (relative) over
+the last ``cfg.early_stop_patience`` iterations.
 
 No value goes back to the host inside an iteration: :class:`LBFGS` is written with tensor ops
 only (``torch.optim.LBFGS`` reads the loss and several dot products back every step, a GPU

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .. import weights as W
-from ..config import ENCODERS
+from ..config import ENCODERS, PRECISIONS
 from ..errors import BadInput, WeightsError
 from .base import Autocast, Encoder, LayerInfo
 from .lite0 import Lite0, fold
@@ -24,8 +24,8 @@ def load_encoder(name: str = "lite0", weights: str | None = None, offline: bool 
     ``precision`` bf16 or fp16 runs it under autocast (:class:`Autocast`; fp16 on CUDA only).
     Never falls back to random weights.
     """
-    if precision not in ("fp32", *DTYPES):
-        raise BadInput(f"--precision {precision!r}: choose one of fp32, {', '.join(DTYPES)}")
+    if precision not in PRECISIONS:
+        raise BadInput(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
     if precision == "fp16" and torch.device(device).type != "cuda":
         raise BadInput(f"--precision fp16 needs a CUDA device (this run is on {torch.device(device).type}); "
                        "use bf16 or fp32")

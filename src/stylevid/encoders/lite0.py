@@ -65,10 +65,10 @@ class MBConv(nn.Module):
 
 class Lite0(Encoder):
     name = "lite0"
-    # Channels-last: oneDNN's depthwise convolutions are about 2x faster in it on CPU, a whole loss
-    # evaluation 1.15x (bench.py `speed`: 0.126 s NCHW vs 0.110 s at 512x384). Against float64 both layouts are as accurate: features
-    # within 4e-6 relative, input gradients within 3e-3 at 512 px (a ReLU6 input sitting on 0 or 6
-    # flips either way); test_lite0_matches_float64.
+    # Channels-last: oneDNN's depthwise convolutions are about 2x faster in it on CPU, a whole
+    # loss evaluation 1.15x (bench.py `speed`: 0.126 s NCHW vs 0.110 s at 512x384). Against
+    # float64 both layouts are as accurate: features within 4e-6 relative, input gradients within
+    # 3e-3 at 512 px (a ReLU6 input sitting on 0 or 6 flips either way); test_lite0_matches_float64.
     memory_format = torch.channels_last
 
     def __init__(self, num_classes: int = 1000):
