@@ -1,6 +1,6 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,video1080]``
-(all but video1080 by default, ~35 min on 2 cores; video1080 adds ~10 min on a CPU).
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,tiles1080,video1080]``
+(all but video1080 by default, ~40 min on 2 cores; video1080 adds ~16 min on a CPU).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
 report with the machine it ran on, and writes it to scripts/bench_results.md (an ``--only`` run is
@@ -16,6 +16,7 @@ appended to it).
 - curves: loss at 512 px against optimization seconds for coarse-to-fine schedules and optimizers;
           table and scripts/curves_still.png.
 - scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles).
+- tiles1080: one loss evaluation of a 1920×1080 picture tiled (default) vs whole (--tile-above 1536).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
           warping error of the output vs the per-frame independent baseline and vs the input's own.
@@ -394,6 +395,42 @@ def bench_video(out: list[str], frames: int) -> None:
             f"the cold first frame: {t_meta['cold_seconds'][0] if t_meta['cold_seconds'] else 0:.1f} s.", ""]
 
 
+TILES_RUN = """
+import resource, sys
+import bench
+from stylevid.config import StyleConfig
+from stylevid.images import load_image, resize, to_tensor
+from stylevid.pipelines.still import Stylizer
+from stylevid.runtime import keep_freed_memory
+keep_freed_memory()
+st = Stylizer(StyleConfig(tile_above=int(sys.argv[1])), [load_image(sys.argv[3])])
+c = resize(to_tensor(load_image(sys.argv[2])), (1080, 1920))
+fn = st.objective(c)
+x = c.clone().requires_grad_(True)
+def step():
+    fn(x).backward()
+    x.grad = None
+t = bench.median_seconds(step, n=3, warmup=1)
+print(st.tiled(1080, 1920), t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+"""
+
+
+def bench_tiles1080(out: list[str]) -> None:
+    """One loss evaluation of a 1920×1080 picture, tiled (the default) and whole (--tile-above 1536):
+    seconds and peak memory, each in its own process."""
+    content = media("photo", "tubingen.jpg", "chelsea.jpg")
+    style = media("style", "the_scream.jpg", "swirls.jpg")
+    rows = []
+    for above in (StyleConfig().tile_above, 1536):
+        r = subprocess.run([sys.executable, "-c", TILES_RUN, str(above), str(content), str(style)], check=True,
+                           capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'scripts'}"})
+        tiled, secs, gb = r.stdout.split()[-3:]
+        rows.append(f"| {above} | {'tiles' if tiled == 'True' else 'whole'} | {float(secs):.2f} | {float(gb):.2f} |")
+    out += ["## One loss evaluation at 1920×1080: tiles or whole", "",
+            "| --tile-above | encoder pass | s / evaluation | peak RSS GB |", "|---|---|---|---|", *rows, ""]
+
+
 def bench_video1080(out: list[str], frames: int = 3) -> None:
     """Seconds per 1080p frame (the issue's GPU figure; on a CPU, the baseline): a real 1920×1080
     clip at native size, defaults, on the best device here (CUDA when present)."""
@@ -425,7 +462,7 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,tiles1080")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -446,6 +483,8 @@ def main() -> None:
         bench_scale(out, trims=tuple(a.trim_above.split(",")))
     if "video" in which:
         bench_video(out, a.frames)
+    if "tiles1080" in which:
+        bench_tiles1080(out)
     if "video1080" in which:
         bench_video1080(out)
     text = "\n".join(out)

@@ -59,7 +59,7 @@ class StyleConfig:
     lbfgs_memory_mb: int = 768          # ... fewer when they would take more memory (huge pictures)
     # Pictures (and 360 views) over tile_above² pixels go through the encoder in tiles of tile px with
     # tile_halo px of context each (tile_above 0: never). Measured at 3840x1920: peak RSS under 4 GB
-    # (at 1536 the 360 views go whole and it reaches 5 GB; a 1080p frame would then be 1.8x faster).
+    # (at 1536 the 360 views go whole and it reaches 5 GB; a 1080p frame would then be 2.4x faster).
     tile_above: int = 1024
     tile: int = 768
     tile_halo: int = 64                 # a multiple of 32
