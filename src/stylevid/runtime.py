@@ -46,10 +46,6 @@ def _libc(fn: str):
         return None
 
 
-def _libc_trim():
-    return _libc("malloc_trim")
-
-
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3     # glibc mallopt parameters
 HEAP_BLOCK_MB = 32                              # glibc's largest mmap threshold on 64-bit
 HEAP_KEEP_MB = 1024                             # free memory at the heap's top kept for reuse
@@ -60,10 +56,10 @@ def keep_freed_memory() -> bool:
     is not glibc). Called once by the CLI; library users may call it too.
 
     By default glibc hands blocks of a few MB to ``mmap`` and returns them on free, so every
-    iteration faults its activations in again: 12 000-22 000 page faults per lite0 step at 512 px;
-    a loss evaluation took 0.139 s instead of 0.110 s (bench.py `speed`). Blocks up to 32 MB now come from the heap, and up to 1 GB of free memory at
-    its top stays mapped. Big pictures still give memory back explicitly
-    (``release_free_memory``), above ``TRIM_ABOVE_MB``."""
+    iteration faults its activations in again (12 000-22 000 page faults per lite0 step at 512 px):
+    a loss evaluation took 0.139 s instead of 0.110 s (bench.py `speed`). Blocks up to 32 MB now
+    come from the heap, and up to 1 GB of free memory at its top stays mapped. Big pictures still
+    give memory back explicitly (``release_free_memory``), above ``TRIM_ABOVE_MB``."""
     mallopt = _libc("mallopt")
     if mallopt is None:
         return False
@@ -100,7 +96,7 @@ def release_free_memory(above_mb: float | None = None) -> None:
         if rss is None or rss < above_mb:
             return
     if not _TRIM:
-        _TRIM.append(_libc_trim())
+        _TRIM.append(_libc("malloc_trim"))
     if _TRIM[0] is not None:
         _TRIM[0](0)
 
