@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-from .losses import StyleLoss, positions
+from .losses import StyleLoss, gram, positions
 from .runtime import TRIM_ABOVE_MB, release_free_memory
 
 ALIGN = 32          # lite0 and VGG taps have strides up to 32; core borders on its multiples
@@ -101,9 +101,9 @@ def owned_map(m: Tensor, t: Tile, stride: int) -> Tensor:
 
 def _gram(f: Tensor, weight: Tensor | None) -> Tensor:
     """``Σ_p w_p f_p f_pᵀ`` over the positions of ``f`` (B×C×h×w); unweighted without ``weight``."""
-    ff = positions(f)
     if weight is None:
-        return ff @ ff.transpose(1, 2)
+        return gram(f) * (f.shape[-2] * f.shape[-1])     # losses.gram: its one-product backward
+    ff = positions(f)
     return (ff * weight.reshape(weight.shape[0], 1, -1)) @ ff.transpose(1, 2)
 
 
