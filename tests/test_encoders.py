@@ -334,3 +334,27 @@ def test_default_layers_exist_in_their_encoders():
         taps = {r.name for r in layer_table(name)}
         for use, layers in uses.items():
             assert set(layers) <= taps, (name, use)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("h,w", [(16, 20), (15, 21), (16, 21), (9, 8)])
+def test_strided_depthwise_same_padding_without_a_padded_copy(k, h, w):
+    """The strided depthwise SameConv (a kernel one larger, symmetric padding) computes exactly
+    TensorFlow's "same" padding (explicit pad, extra pixel bottom/right), values and input
+    gradient, for every parity of height and width."""
+    import torch.nn.functional as F
+    from stylevid.encoders.lite0 import SameConv, same_pad
+
+    torch.manual_seed(0)
+    conv = SameConv(6, 6, k, 2, groups=6, bias=True)
+    x = torch.randn(1, 6, h, w, requires_grad=True)
+    y = conv(x)
+    ph, pw = same_pad(h, k, 2), same_pad(w, k, 2)
+    x2 = x.detach().clone().requires_grad_(True)
+    ref = F.conv2d(F.pad(x2, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]), conv.weight, conv.bias, 2, 0, 1, 6)
+    assert y.shape == ref.shape == (1, 6, -(-h // 2), -(-w // 2))
+    assert torch.allclose(y, ref, atol=1e-5)
+    g = torch.randn_like(y)
+    y.backward(g)
+    ref.backward(g)
+    assert torch.allclose(x.grad, x2.grad, atol=1e-5)

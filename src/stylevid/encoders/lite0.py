@@ -22,19 +22,31 @@ STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80)
 BN_EPS = 1e-3
 
 
+def same_pad(n: int, k: int, s: int) -> int:
+    """TensorFlow "same" padding in total along a side of ``n`` pixels: out = ceil(n / s)."""
+    return max((math.ceil(n / s) - 1) * s + k - n, 0)
+
+
 class SameConv(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding: out = ceil(in / stride), extra pixel bottom/right."""
 
     def forward(self, x: Tensor) -> Tensor:
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:
-            p = (k - 1) // 2
-            return F.conv2d(x, self.weight, self.bias, 1, p, 1, self.groups)
-        ih, iw = x.shape[-2:]
-        ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
-        pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
-        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+            return F.conv2d(x, self.weight, self.bias, 1, (k - 1) // 2, 1, self.groups)
+        ph, pw = same_pad(x.shape[-2], k, s), same_pad(x.shape[-1], k, s)
+        if self.groups == 1:
+            # The stem (3 channels in): an explicit pad is the faster way here (forward+backward
+            # at 512x384: 7.2 ms, vs 11.8 ms with the larger-kernel form below).
+            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+            return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+        # Strided depthwise: no padded copy of the input (F.pad costs a copy forward and a zero
+        # fill + copy backward, and oneDNN's strided depthwise backward is slow on the padded
+        # odd-sized input: block1 at 512x384 takes 14.0 ms that way, 7.7 ms this way). An odd
+        # total pad puts its extra pixel bottom/right; the same sum is a kernel one larger with a
+        # zero first row/column under symmetric padding.
+        w = F.pad(self.weight, [pw % 2, 0, ph % 2, 0])
+        return F.conv2d(x, w, self.bias, s, ((ph + 1) // 2, (pw + 1) // 2), 1, self.groups)
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
