@@ -15,8 +15,9 @@ appended to it).
 - precision: fp32 vs bf16 (and fp16 on CUDA) encoder arithmetic: wall time, loss, pixel difference.
 - curves: loss at 512 px against optimization seconds for coarse-to-fine schedules and optimizers;
           table and scripts/curves_still.png.
-- scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles).
-- tiles1080: one loss evaluation of a 1920×1080 picture tiled (default) vs whole (--tile-above 1536).
+- scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles), and of
+          1920×1080 / 1920×1280 flat pictures (whole).
+- tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
           warping error of the output vs the per-frame independent baseline and vs the input's own.
@@ -315,20 +316,21 @@ from stylevid.pipelines.still import Stylizer
 import stylevid.tiling
 from stylevid.runtime import keep_freed_memory
 keep_freed_memory()
-kind, pano, style, its, trim = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+kind, pano, style, its, trim, w, h = sys.argv[1:4] + [int(sys.argv[4]), sys.argv[5], int(sys.argv[6]), int(sys.argv[7])]
 if trim != "default":
     stylevid.tiling.TRIM_ABOVE_MB = int(trim)
-content = np.asarray(Image.fromarray(load_image(pano)).resize((3840, 1920), Image.BICUBIC))
-cfg = StyleConfig(size=3840, scales=1, iterations=its, early_stop_tol=0, device="cpu")
+content = np.asarray(Image.fromarray(load_image(pano)).resize((w, h), Image.BICUBIC))
+cfg = StyleConfig(size=max(w, h), scales=1, iterations=its, early_stop_tol=0, device="cpu")
 t = time.perf_counter()
-st = (PanoramaStylizer if kind == "panorama" else Stylizer)(cfg, [load_image(style)])
+st = (PanoramaStylizer if kind == "360" else Stylizer)(cfg, [load_image(style)])
 out, stats = st.stylize(content)
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, stats["iterations"][0])
 """
 
 
-def bench_scale(out: list[str], iterations: int = 7, trims: tuple[str, ...] = ("default",)) -> None:
-    """Peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views), one scale, enough
+def bench_scale(out: list[str], trims: tuple[str, ...] = ("default",)) -> None:
+    """Peak resident memory of big pictures at the default tile thresholds: 3840×1920 flat (tiles)
+    and 360 (views through tiles), and 1920×1080 / 1920×1280 flat (whole). One scale, enough
     L-BFGS iterations to fill the capped history. Each in its own process (peak RSS is per process).
     ``trims``: resident MB over which tiles give freed memory back (runtime.TRIM_ABOVE_MB), to tune it."""
     from stylevid.runtime import TRIM_ABOVE_MB
@@ -336,20 +338,26 @@ def bench_scale(out: list[str], iterations: int = 7, trims: tuple[str, ...] = ("
     pano = media("pano", "pannellum_examplepano_4096x2048.jpg", "chelsea.jpg")
     style = media("style", "starry_night.jpg", "swirls.jpg")
     s = StyleConfig()
+    # (kind, width, height, iterations): a 1920 px picture's history holds 15 pairs under the cap.
+    cases = [("flat", 3840, 1920, 7), ("360", 3840, 1920, 7), ("flat", 1920, 1080, 16), ("flat", 1920, 1280, 16)]
     rows = []
     for trim in trims:
-        for kind in ("flat", "panorama"):
-            r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations), trim],
+        for kind, w, h, iterations in cases:
+            r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations), trim,
+                                str(w), str(h)],
                                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
             secs, gb, its = r.stdout.split()[-3:]
             mb = TRIM_ABOVE_MB if trim == "default" else int(trim)
-            rows.append(f"| {kind} | {mb} | {float(gb):.2f} | {its} | {float(secs) / int(its):.0f} |")
-            print(f"scale: {kind}, trim above {mb} MB: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
-    out += [f"## 3840×1920 ({pano.name}), one scale, {iterations} L-BFGS iterations", "",
-            f"Pictures over {s.tile_above}² px in tiles of {s.tile} px (halo {s.tile_halo}); L-BFGS history capped at "
-            f"{s.lbfgs_memory_mb} MB. Goal: ≤ 4 GB.", "",
-            "| picture | trim above MB | peak RSS GB | iterations | s / iteration (incl. setup) |", "|---|---|---|---|---|",
-            *rows, ""]
+            above = s.view_tile_above if kind == "360" else s.tile_above
+            how = "views in tiles" if kind == "360" else ("tiles" if w * h > above ** 2 else "whole")
+            rows.append(f"| {w}×{h} {kind} | {how} | {mb} | {float(gb):.2f} | {its} | {float(secs) / int(its):.1f} |")
+            print(f"scale: {w}x{h} {kind}, trim above {mb} MB: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
+    out += [f"## Big pictures ({pano.name} resized), one scale", "",
+            f"Flat pictures over {s.tile_above}² px and 360 views over {s.view_tile_above}² px go in tiles of "
+            f"{s.tile} px (halo {s.tile_halo}); L-BFGS history capped at {s.lbfgs_memory_mb} MB. "
+            "Goal: a 3840×1920 360 picture ≤ 4 GB.", "",
+            "| picture | encoder pass | trim above MB | peak RSS GB | iterations | s / iteration (incl. setup) |",
+            "|---|---|---|---|---|---|", *rows, ""]
 
 
 def bench_video(out: list[str], frames: int) -> None:
@@ -416,12 +424,12 @@ print(st.tiled(1080, 1920), t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 
 
 def bench_tiles1080(out: list[str]) -> None:
-    """One loss evaluation of a 1920×1080 picture, tiled (the default) and whole (--tile-above 1536):
+    """One loss evaluation of a 1920×1080 picture, tiled (--tile-above 1024) and whole (the default):
     seconds and peak memory, each in its own process."""
     content = media("photo", "tubingen.jpg", "chelsea.jpg")
     style = media("style", "the_scream.jpg", "swirls.jpg")
     rows = []
-    for above in (StyleConfig().tile_above, 1536):
+    for above in (1024, StyleConfig().tile_above):
         r = subprocess.run([sys.executable, "-c", TILES_RUN, str(above), str(content), str(style)], check=True,
                            capture_output=True, text=True,
                            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'scripts'}"})

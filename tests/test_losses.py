@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from stylevid.losses import (ContentLoss, StyleLoss, TotalVariation, content_loss, gram, positions, style_loss, temporal_loss,
-                             total_variation)
+                             total_variation, weighted_gram)
 
 
 def test_gram_of_known_matrix():
@@ -52,6 +52,27 @@ def test_gram_gradient_in_both_layouts():
         (weight * (plain @ plain.transpose(1, 2) / 12)).sum().backward()
         assert torch.allclose(t.grad, plain.grad.reshape(2, 5, 4, 3))
         assert t.grad.stride() == t.stride()
+
+
+def test_weighted_gram_value_and_gradient_in_both_layouts():
+    """``Σ_p w_p f_p f_pᵀ`` with fixed weights: the value and the one-product backward equal
+    autograd's through the plain formula, for contiguous, channels-last and cropped features."""
+    torch.manual_seed(0)
+    f = torch.rand(2, 5, 6, 5, dtype=torch.float64)
+    wmap = torch.rand(2, 1, 4, 3, dtype=torch.float64)
+    outer = torch.rand(2, 5, 5, dtype=torch.float64)
+    for t in (f, f.contiguous(memory_format=torch.channels_last)):
+        t = t[..., 1:5, 1:4].detach().requires_grad_(True)       # a crop: strided in either layout
+        torch.autograd.gradcheck(lambda a: weighted_gram(a, wmap), (t,))
+        g = weighted_gram(t, wmap)
+        (outer * g).sum().backward()
+        plain = f[..., 1:5, 1:4].detach().reshape(2, 5, 12).requires_grad_(True)
+        ref = (plain * wmap.reshape(2, 1, 12)) @ plain.transpose(1, 2)
+        (outer * ref).sum().backward()
+        assert torch.allclose(g, ref)
+        assert torch.allclose(t.grad, plain.grad.reshape(2, 5, 4, 3))
+    # Uniform weights 1/N give losses.gram.
+    assert torch.allclose(weighted_gram(f, torch.full((2, 1, 6, 5), 1 / 30, dtype=torch.float64)), gram(f))
 
 
 def test_zero_losses_on_equal_inputs():

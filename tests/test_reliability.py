@@ -191,7 +191,7 @@ def test_video_refuses_bad_option_values(d, opt):
 
 IMAGE_OPTIONS = [["--init", "xyz"], ["--size", "5"], ["--scales", "9"], ["--optimizer", "sgd"], ["--lr", "0"],
                  ["--style-weight", "-1"], ["--style-blend", "1,x"], ["--layer-weight", "stem:x"],
-                 ["--style-layers", "nope"], ["--projection", "cube"], ["--tile", "10"], ["--tile-above", "10"], ["--tile-halo", "20"],
+                 ["--style-layers", "nope"], ["--projection", "cube"], ["--tile", "10"], ["--tile-above", "10"], ["--view-tile-above", "63"], ["--tile-halo", "20"],
                  ["--lbfgs-memory", "0"], ["--precision", "half"], ["--precision", "fp16"]]
 
 

@@ -167,3 +167,16 @@ def seam_ratio(y: np.ndarray) -> float:
         steps.append(d), at.append((j + 1) % ALIGN == 0)
     d, b = np.concatenate(steps), np.concatenate(at)
     return float(d[b].mean() / d[~b].mean())
+
+
+def test_flat_pictures_and_360_views_have_their_own_tile_threshold():
+    """``tile_above`` decides for flat pictures (and video frames), ``view_tile_above`` for 360
+    views; 0 never tiles. The defaults send a 1920×1080 frame whole and a 1280 px view in tiles."""
+    from stylevid.pipelines.still import Stylizer
+
+    style = np.zeros((32, 32, 3), np.uint8)
+    st = Stylizer(StyleConfig(device="cpu"), [style])
+    assert not st.tiled(1080, 1920) and not st.tiled(1280, 1920) and st.tiled(1920, 3840)
+    assert st.tiled(1280, 1280, view=True) and not st.tiled(1024, 1024, view=True)
+    st = Stylizer(StyleConfig(device="cpu", tile_above=0, view_tile_above=100), [style])
+    assert not st.tiled(8192, 8192) and st.tiled(101, 100, view=True) and not st.tiled(100, 100, view=True)

@@ -142,7 +142,8 @@ O_SLAYERS = typer.Option(None, help="Comma-separated style layers \\[default: th
 O_CLAYERS = typer.Option(None, help="Comma-separated content layers \\[default: the encoder's].")
 O_LW = typer.Option([], help="Per style layer weight NAME:W (repeatable).")
 O_INIT = typer.Option(S.init, help="content, noise or style.")
-O_TILE_ABOVE = typer.Option(S.tile_above, help="Pictures (or 360 views) over TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
+O_TILE_ABOVE = typer.Option(S.tile_above, help="Flat pictures (frames) over TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
+O_VIEW_TILE_ABOVE = typer.Option(S.view_tile_above, help="360: views over VIEW_TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
 O_TILE = typer.Option(S.tile, help="Tile size in pixels, halo included.")
 O_HALO = typer.Option(S.tile_halo, help="Context around each tile, px (a multiple of 32).")
 O_PRECISION = typer.Option(S.precision, help="Encoder arithmetic: fp32, or bf16/fp16 mixed precision (for GPUs; fp16 needs CUDA).")
@@ -188,6 +189,7 @@ def image(
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
     tile_above: int = O_TILE_ABOVE,
+    view_tile_above: int = O_VIEW_TILE_ABOVE,
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,
@@ -258,6 +260,7 @@ def video(
     layer_weight: List[str] = O_LW,
     init: str = O_INIT,
     tile_above: int = O_TILE_ABOVE,
+    view_tile_above: int = O_VIEW_TILE_ABOVE,
     tile: int = O_TILE,
     tile_halo: int = O_HALO,
     lbfgs_memory_mb: int = O_LBFGS_MEM,

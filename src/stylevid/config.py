@@ -57,10 +57,12 @@ class StyleConfig:
     lr: float = 0.02                    # Adam step on [0,1] pixels
     lbfgs_history: int = 20             # L-BFGS pairs kept ...
     lbfgs_memory_mb: int = 768          # ... fewer when they would take more memory (huge pictures)
-    # Pictures (and 360 views) over tile_above² pixels go through the encoder in tiles of tile px with
-    # tile_halo px of context each (tile_above 0: never). Measured at 3840x1920: peak RSS under 4 GB
-    # (at 1536 the 360 views go whole and it reaches 5 GB; a 1080p frame would then be 2.4x faster).
-    tile_above: int = 1024
+    # Flat pictures (video frames) over tile_above² pixels go through the encoder in tiles of tile px
+    # with tile_halo px of context each (0: never); 360 views over view_tile_above². Tiles bound the
+    # memory and cost speed: a 1920x1080 or 1920x1280 picture goes whole (bench.py `scale`), while
+    # a 3840x1920 360 picture's views are tiled to stay under 4 GB (whole views: 5 GB).
+    tile_above: int = 1600
+    view_tile_above: int = 1024
     tile: int = 768
     tile_halo: int = 64                 # a multiple of 32
     content_weight: float = 0.05

@@ -48,6 +48,32 @@ def gram(features: Tensor) -> Tensor:
     return _Gram.apply(positions(features))
 
 
+class _WeightedGram(torch.autograd.Function):
+    """``F diag(w) Fᵀ`` of ``B×C×N`` positions with fixed weights ``B×1×N``; the backward is one
+    product, ``(G' + G'ᵀ)(F·w)``, with ``F·w`` kept from the forward."""
+
+    @staticmethod
+    def forward(ctx, f: Tensor, w: Tensor) -> Tensor:
+        fw = f * w
+        ctx.save_for_backward(fw)
+        return fw @ f.transpose(1, 2)
+
+    @staticmethod
+    def backward(ctx, g: Tensor) -> tuple[Tensor, None]:
+        (fw,) = ctx.saved_tensors
+        s = g + g.transpose(1, 2)
+        if fw.stride(-1) == 1:
+            return s @ fw, None
+        return (fw.transpose(1, 2) @ s).transpose(1, 2), None
+
+
+def weighted_gram(features: Tensor, weight: Tensor) -> Tensor:
+    """``Σ_p w_p f_p f_pᵀ`` (``B×C×C``) over the positions of ``B×C×H×W`` features, with fixed
+    (not differentiated) weights ``B×1×H×W``: a 360 view's solid angles, a tile's share."""
+    b, _, h, w = features.shape
+    return _WeightedGram.apply(positions(features), weight.detach().reshape(weight.shape[0], 1, h * w))
+
+
 def content_loss(features: Tensor, target: Tensor) -> Tensor:
     return F.mse_loss(features, target) / target.pow(2).mean().clamp_min(1e-8)
 

@@ -27,7 +27,7 @@ from typing import Callable, Mapping
 import torch
 from torch import Tensor
 
-from .losses import StyleLoss, gram, positions
+from .losses import StyleLoss, gram, weighted_gram
 from .runtime import TRIM_ABOVE_MB, release_free_memory
 
 ALIGN = 32          # lite0 and VGG taps have strides up to 32; core borders on its multiples
@@ -103,8 +103,7 @@ def _gram(f: Tensor, weight: Tensor | None) -> Tensor:
     """``Σ_p w_p f_p f_pᵀ`` over the positions of ``f`` (B×C×h×w); unweighted without ``weight``."""
     if weight is None:
         return gram(f) * (f.shape[-2] * f.shape[-1])     # losses.gram: its one-product backward
-    ff = positions(f)
-    return (ff * weight.reshape(weight.shape[0], 1, -1)) @ ff.transpose(1, 2)
+    return weighted_gram(f, weight)
 
 
 def tiled_grams(encode: Encode, x: Tensor, layers: list[str], strides: Mapping[str, int],

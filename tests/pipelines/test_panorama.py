@@ -183,8 +183,9 @@ def test_faces_over_the_tile_size_go_through_tiles_with_the_same_loss(halo, exac
     pano = PanoramaConfig(face_size=96)
     content = to_tensor(synthetic_pano())
     x = (content + 0.1 * torch.rand(content.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
-    whole = PanoramaStylizer(replace(CFG, tile_above=0), [synthetic_style()], pano=pano)
-    tiled = PanoramaStylizer(replace(CFG, tile_above=64, tile=64, tile_halo=halo), [synthetic_style()], pano=pano)
+    whole = PanoramaStylizer(replace(CFG, view_tile_above=0), [synthetic_style()], pano=pano)
+    # Views have their own threshold: tile_above (flat pictures) stays at its default here.
+    tiled = PanoramaStylizer(replace(CFG, view_tile_above=64, tile=64, tile_halo=halo), [synthetic_style()], pano=pano)
     a = whole.objective(content, yaw=0.3)
     b = tiled.objective(content, yaw=0.3, gen=torch.Generator().manual_seed(1))
     assert not a.tiled and b.tiled and len(b.chunks) == 6

@@ -43,7 +43,7 @@ from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
-from ..losses import positions
+from ..losses import weighted_gram
 from ..optimize import optimize, with_grad
 from ..runtime import generator
 from ..tiling import TiledLoss, tile_grid, tiled_features
@@ -75,7 +75,7 @@ class SphereObjective:
         per = max(1, st.batch_pixels // (self.face * self.face))
         n = len(self.views)
         # Faces over the tile size go one by one, each through tiles (``tiling``): memory stays bounded.
-        self.tiled = st.tiled(self.face, self.face)
+        self.tiled = st.tiled(self.face, self.face, view=True)
         if self.tiled:
             per = 1
             self.core = st.tile_core()
@@ -135,10 +135,8 @@ class SphereObjective:
             s = 0.0
             for k, lw in self.style.weights.items():
                 f = feats[k]
-                b, c, h, w = f.shape
-                wt = self._weights((h, w), "style")[ch].reshape(b, 1, h * w)
-                ff = positions(f)
-                g = (ff * wt) @ ff.transpose(1, 2)                         # solid-angle weighted Gram
+                h, w = f.shape[-2:]
+                g = weighted_gram(f, self._weights((h, w), "style")[ch])    # solid-angle weighted
                 t = self.style.grams[k]
                 per_view = (g - t).pow(2).sum((1, 2)) / t.pow(2).sum().clamp_min(1e-8)
                 s = s + lw * (share * per_view).sum()

@@ -60,8 +60,9 @@ def validate(cfg: StyleConfig, n_styles: int = 1) -> None:
         raise BadInput("--lr must be positive")
     if not 64 <= cfg.tile <= 16384:
         raise BadInput(f"--tile {cfg.tile}: must be between 64 and 16384")
-    if cfg.tile_above and not 64 <= cfg.tile_above <= 65536:
-        raise BadInput(f"--tile-above {cfg.tile_above}: must be 0 (never tile) or between 64 and 65536")
+    for opt, v in (("--tile-above", cfg.tile_above), ("--view-tile-above", cfg.view_tile_above)):
+        if v and not 64 <= v <= 65536:
+            raise BadInput(f"{opt} {v}: must be 0 (never tile) or between 64 and 65536")
     if not (0 <= cfg.tile_halo <= 1024 and cfg.tile_halo % ALIGN == 0):
         raise BadInput(f"--tile-halo {cfg.tile_halo}: must be a multiple of {ALIGN} between 0 and 1024")
     if cfg.lbfgs_history < 1 or cfg.lbfgs_memory_mb <= 0:
@@ -130,9 +131,11 @@ class Stylizer:
         with torch.no_grad():
             return ContentLoss(self.encoder(content, self.content_layers))
 
-    def tiled(self, h: int, w: int) -> bool:
-        """True when an ``h×w`` picture is evaluated in tiles (more than ``cfg.tile_above``² pixels)."""
-        return bool(self.cfg.tile_above) and h * w > self.cfg.tile_above ** 2
+    def tiled(self, h: int, w: int, view: bool = False) -> bool:
+        """True when an ``h×w`` picture is evaluated in tiles: more than ``cfg.tile_above``² pixels,
+        or ``cfg.view_tile_above``² for a 360 ``view``."""
+        above = self.cfg.view_tile_above if view else self.cfg.tile_above
+        return bool(above) and h * w > above ** 2
 
     def objective(self, content: Tensor, extra: Extra | None = None, wrap_x: bool = False,
                   index: int = 0) -> Callable[[Tensor], Tensor]:
