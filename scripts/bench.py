@@ -37,7 +37,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "media"
+# ../shared/media (real photos, paintings, clips), or $STYLEVID_MEDIA where it is elsewhere (a GPU machine).
+SHARED = Path(os.environ.get("STYLEVID_MEDIA") or ROOT.parent / "shared" / "media")
 sys.path.insert(0, str(ROOT / "src"))
 
 from stylevid.config import StyleConfig, VideoConfig  # noqa: E402
