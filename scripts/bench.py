@@ -73,13 +73,32 @@ def median_seconds(step, n: int = 8, warmup: int = 2) -> float:
     return sorted(ts)[len(ts) // 2]
 
 
-def time_steps(model, layers, size=(384, 512), n=8) -> float:
+def interleaved(steps: dict, rounds: int = 12, warmup: int = 2) -> dict[str, float]:
+    """Median wall time of each ``steps[name]()``, timed in turn round after round, so that a
+    shared VM's slow spells fall on every variant alike (blocks of one variant each did not)."""
+    ts: dict[str, list[float]] = {k: [] for k in steps}
+    for r in range(rounds + warmup):
+        for k, step in steps.items():
+            t = time.perf_counter()
+            step()
+            if r >= warmup:
+                ts[k].append(time.perf_counter() - t)
+    return {k: sorted(v)[len(v) // 2] for k, v in ts.items()}
+
+
+def encoder_step(model, layers, size=(384, 512)):
+    """One forward + backward of Σ mean(f²) over ``layers`` (the encoder alone)."""
     x = torch.rand(1, 3, *size, requires_grad=True)
 
     def step():
+        x.grad = None
         sum(f.square().mean() for f in model(x, layers).values()).backward()
 
-    return median_seconds(step, n)
+    return step
+
+
+def time_steps(model, layers, size=(384, 512), n=8) -> float:
+    return median_seconds(encoder_step(model, layers, size), n)
 
 
 def bench_speed(out: list[str]) -> None:
@@ -91,12 +110,18 @@ def bench_speed(out: list[str]) -> None:
     plain, folded = load_encoder("lite0", folded=False), load_encoder("lite0")
     lite = {"lite0 plain (batch norm), NCHW": in_layout(plain, nchw), "lite0 folded, NCHW": in_layout(folded, nchw),
             "lite0 folded, channels-last (default)": folded}
-    loss_t = {name: time_objective(enc) for name, enc in lite.items()}
-    r = subprocess.run([sys.executable, "-c", OBJECTIVE_RUN], check=True, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'scripts'}"})
-    loss_t["default, glibc's own heap settings (no keep_freed_memory)"] = float(r.stdout.split()[-1])
+    loss_t = interleaved({name: objective_step(enc) for name, enc in lite.items()})
+    # The heap settings act per process: fresh processes with and without them, in turn, 5 each.
+    fresh: dict[str, list[float]] = {"keep": [], "glibc": []}
+    for _ in range(5):
+        for heap in fresh:
+            r = subprocess.run([sys.executable, "-c", OBJECTIVE_RUN, heap], check=True, capture_output=True,
+                               text=True, env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT / 'scripts'}"})
+            fresh[heap].append(float(r.stdout.split()[-1]))
+    loss_t["default, in a fresh process (median of 5)"] = sorted(fresh["keep"])[2]
+    loss_t["the same with glibc's own heap settings (no keep_freed_memory)"] = sorted(fresh["glibc"])[2]
     lay = ENCODER_LAYERS["lite0"]
-    step_t = {name: time_steps(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
+    step_t = interleaved({name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()})
     v = ENCODER_LAYERS["vgg19"]
     step_t["vgg19 (random weights)"] = time_steps(VGG("vgg19").freeze(), [*v["style"], *v["content"]], n=3)
     base = loss_t["lite0 folded, channels-last (default)"]
@@ -105,14 +130,18 @@ def bench_speed(out: list[str]) -> None:
             "tubingen + starry night): what an L-BFGS iteration costs.", "",
             "| lite0 | s / evaluation | vs the default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / base:.2f}x |" for k, t in loss_t.items()], "",
-            "Encoder alone: forward + backward of Σ mean(f²) over the style and content taps.", "",
+            "Encoder alone: forward + backward of Σ mean(f²) over the style and content taps. The lite0 rows "
+            "of each table are timed in turn, round after round (medians of 12).", "",
             "| encoder | s / step | vs lite0 default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
             ""]
 
 
 OBJECTIVE_RUN = """
+import sys
 import bench
+if sys.argv[1] == "keep":
+    bench.keep_freed_memory()
 print(bench.time_objective())
 """
 
@@ -129,6 +158,11 @@ def in_layout(model, fmt):
 def time_objective(encoder=None, n: int = 10) -> float:
     """Median seconds per evaluation of the still pipeline's loss and gradient at 512 px (defaults),
     with ``encoder`` in place of the configured one if given."""
+    return median_seconds(objective_step(encoder), n)
+
+
+def objective_step(encoder=None):
+    """One evaluation of the still pipeline's loss and gradient at 512 px (defaults)."""
     from stylevid.images import fit_size, load_image, resize, to_tensor
     from stylevid.pipelines.still import Stylizer
 
@@ -144,7 +178,7 @@ def time_objective(encoder=None, n: int = 10) -> float:
         fn(x).backward()
         x.grad = None
 
-    return median_seconds(step, n)
+    return step
 
 
 def bench_still(out: list[str]) -> None:
@@ -462,10 +496,16 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
         meta = json.loads(Path(str(o) + ".json").read_text())
     warm = meta["warm_seconds"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
+    import resource
+
+    if device.type == "cuda":
+        peak = f"Peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GB."
+    else:   # the whole process: run it with --only video1080 (or after the light sections) to read it
+        peak = f"Peak RSS of the bench process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB."
     out += [f"## 1080p video frames ({clip.name}, {frames} frames at {meta['size'][0]}×{meta['size'][1]}, {name})", "",
             f"Wall {wall:.0f} s. Cold first frame {meta['cold_seconds'][0]:.1f} s; warm frames "
             f"{sum(warm) / max(1, len(warm)):.1f} s each (flow included). Iterations: cold {meta['cold_iterations']}, "
-            f"warm {meta['warm_iterations']}.", ""]
+            f"warm {meta['warm_iterations']}. {peak}", ""]
     print(f"video1080: {wall:.0f} s, warm {warm}", file=sys.stderr, flush=True)
 
 
