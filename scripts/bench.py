@@ -1,5 +1,5 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,tiles1080,video1080]``
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,video1080]``
 (all but video1080 by default, ~40 min on 2 cores; video1080 adds ~16 min on a CPU).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
@@ -17,6 +17,8 @@ appended to it).
           table and scripts/curves_still.png.
 - scale:  peak resident memory of a 3840×1920 picture, flat (tiles) and 360 (views through tiles), and of
           1920×1080 / 1920×1280 flat pictures (whole).
+- pan:    a pan made from a photo: are the regions it reveals painted as strongly as the rest
+          (with the video pipeline's reveal pass off and on)?
 - tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
@@ -458,6 +460,46 @@ print(st.tiled(1080, 1920), t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 """
 
 
+def bench_pan(out: list[str], frames: int = 14, step: int = 8) -> None:
+    """A camera pan made from a photo (a 256×144 window moving ``step`` px right per frame): how
+    far from the photo the last frame's columns ended, those revealed after frame 0 against the
+    rest, with the reveal pass off and at its default."""
+    import numpy as np
+    from PIL import Image
+
+    sys.path.insert(0, str(ROOT))
+    from stylevid.pipelines.video import stylize_video
+    from stylevid.video import read_frames
+    from tests.clips import make_clip
+
+    photo = media("photo", "tubingen.jpg", "chelsea.jpg")
+    style = media("style", "the_scream.jpg", "swirls.jpg")
+    img = np.asarray(Image.open(photo).convert("RGB").resize((512, 384)))
+    h, w = 144, 256
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        clip = make_clip(Path(d) / "pan.mp4", [np.ascontiguousarray(img[100:100 + h, i * step:i * step + w])
+                                                for i in range(frames)])
+        last_in = [f.image for f in read_frames(clip)][-1].astype(float)
+        for reveal in (0, VideoConfig().reveal_iterations):
+            o = Path(d) / f"out{reveal}.mp4"
+            t = time.perf_counter()
+            stylize_video(clip, style, o, StyleConfig(), VideoConfig(size=w, reveal_iterations=reveal))
+            wall = time.perf_counter() - t
+            meta = json.loads(Path(str(o) + ".json").read_text())
+            away = np.abs([f.image for f in read_frames(o)][-1].astype(float) - last_in).mean(axis=(0, 2))
+            k = (frames - 1) * step
+            rest, revealed = away[:w - k].mean(), away[w - k:].mean()
+            newest = away[w - step:].mean()
+            warm = sum(meta["warm_seconds"]) / len(meta["warm_seconds"])
+            rows.append(f"| {reveal} | {rest:.1f} | {revealed:.1f} | {newest:.1f} | {revealed / rest:.2f} | {warm:.1f} |")
+            print(f"pan: reveal {reveal}: rest {rest:.1f}, revealed {revealed:.1f}, {wall:.0f} s", file=sys.stderr, flush=True)
+    out += [f"## A pan across {photo.name} ({frames} frames, {w}×{h}, {step} px per frame), style {style.name}", "",
+            "Mean distance (0-255) of the last frame from its input frame, per group of columns.", "",
+            "| --reveal-iterations | columns from frame 0 | columns revealed later | the newest strip | "
+            "revealed / frame 0 | s / warm frame |", "|---|---|---|---|---|---|", *rows, ""]
+
+
 def bench_tiles1080(out: list[str]) -> None:
     """One loss evaluation of a 1920×1080 picture, tiled (--tile-above 1024) and whole (the default):
     seconds and peak memory, each in its own process."""
@@ -511,7 +553,7 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,tiles1080")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -532,6 +574,8 @@ def main() -> None:
         bench_scale(out, trims=tuple(a.trim_above.split(",")))
     if "video" in which:
         bench_video(out, a.frames)
+    if "pan" in which:
+        bench_pan(out)
     if "tiles1080" in which:
         bench_tiles1080(out)
     if "video1080" in which:

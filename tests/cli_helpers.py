@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 
 # Tiny and fast: ~1 s a frame on a busy 2-core machine.
-FAST_VIDEO = ["--size", "48", "--first-iterations", "3", "--iterations", "2", "--scales", "1", "--device", "cpu",
+FAST_VIDEO = ["--size", "48", "--first-iterations", "3", "--iterations", "2", "--reveal-iterations", "2", "--scales", "1", "--device", "cpu",
               "--quiet"]
 FAST_IMAGE = ["--size", "32", "--iterations", "2", "--scales", "1", "--device", "cpu", "--quiet"]
 

@@ -92,6 +92,11 @@ class VideoConfig:
     size: int = 360                     # working long edge; 0 = native
     first_iterations: int = 100         # frame 1 (and each new shot) at the final scale
     iterations: int = 30                # warm frames
+    # Regions the flow cannot follow (revealed by a pan, behind a moving object) start a warm frame
+    # from the content: 30 iterations leave them half painted. When more than reveal_above of the
+    # frame is such, a half-size pass of reveal_iterations paints the frame first and fills them.
+    reveal_iterations: int = 30         # 0: off
+    reveal_above: float = 0.005
     temporal_weight: float = 5.0
     warm_start: bool = True
     long_term: tuple[int, ...] = (1,)   # earlier outputs compared against, nearer first

@@ -12,7 +12,7 @@ from stylevid.pipelines.video import stylize_video
 from tests.clips import make_clip
 
 TINY = StyleConfig(scales=1, iterations=2)
-V = VideoConfig(first_iterations=2, iterations=1)
+V = VideoConfig(first_iterations=2, iterations=1, reveal_iterations=1)
 
 
 def pano_clip(path, n=3, h=32, w=64):
