@@ -70,7 +70,7 @@ class _WeightedGram(torch.autograd.Function):
 def weighted_gram(features: Tensor, weight: Tensor) -> Tensor:
     """``Σ_p w_p f_p f_pᵀ`` (``B×C×C``) over the positions of ``B×C×H×W`` features, with fixed
     (not differentiated) weights ``B×1×H×W``: a 360 view's solid angles, a tile's share."""
-    b, _, h, w = features.shape
+    h, w = features.shape[-2:]
     return _WeightedGram.apply(positions(features), weight.detach().reshape(weight.shape[0], 1, h * w))
 
 

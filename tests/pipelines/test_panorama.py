@@ -198,3 +198,13 @@ def test_faces_over_the_tile_size_go_through_tiles_with_the_same_loss(halo, exac
     else:
         assert vb.item() == pytest.approx(va.item(), rel=0.02)
         assert rel < 0.3, rel
+
+
+def test_geometry_is_kept_for_a_frame_size_and_its_half():
+    """A 360 video paints each warm frame at full size after a half-size reveal pass: both
+    geometries stay cached (computed once), a third size drops the oldest."""
+    st = PanoramaStylizer(CFG, [synthetic_style()])
+    full, half = st.geometry(32, 64, "cpu"), st.geometry(16, 32, "cpu")
+    assert st.geometry(32, 64, "cpu") is full and st.geometry(16, 32, "cpu") is half
+    st.geometry(8, 16, "cpu")
+    assert len(st._geometry) == 2 and st.geometry(32, 64, "cpu") is not full

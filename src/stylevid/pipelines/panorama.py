@@ -258,7 +258,8 @@ class PanoramaStylizer(Stylizer):
             lon, lat = (t.to(device) for t in S.views_lonlat(self.views, face))
             grid = S.LatitudeGrid.for_views(h, w, face, fov)
             pix = S.view_weights(self.views, face).to(device)
-            self._geometry = {key: (lon, lat, grid, pix, {})}             # keep one size: bounded memory
+            # Keep the last two sizes (a video's frames and their half-size reveal pass): bounded memory.
+            self._geometry = {**dict(list(self._geometry.items())[-1:]), key: (lon, lat, grid, pix, {})}
         return self._geometry[key]
 
     def face_size_for(self, width: int) -> int:
