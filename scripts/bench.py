@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import tempfile
@@ -360,7 +361,13 @@ content = np.asarray(Image.fromarray(load_image(pano)).resize((w, h), Image.BICU
 cfg = StyleConfig(size=max(w, h), scales=1, iterations=its, early_stop_tol=0, device="cpu")
 t = time.perf_counter()
 st = (PanoramaStylizer if kind == "360" else Stylizer)(cfg, [load_image(style)])
+if kind == "360":
+    face = st.face_size_for(w)
+    how = f"views of {face} px " + ("in tiles" if st.tiled(face, face, view=True) else "whole")
+else:
+    how = "tiles" if st.tiled(h, w) else "whole"
 out, stats = st.stylize(content)
+print(how)
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, stats["iterations"][0])
 """
 
@@ -383,10 +390,9 @@ def bench_scale(out: list[str], trims: tuple[str, ...] = ("default",)) -> None:
             r = subprocess.run([sys.executable, "-c", SCALE_RUN, kind, str(pano), str(style), str(iterations), trim,
                                 str(w), str(h)],
                                check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-            secs, gb, its = r.stdout.split()[-3:]
+            how, last = r.stdout.strip().splitlines()[-2:]
+            secs, gb, its = last.split()
             mb = TRIM_ABOVE_MB if trim == "default" else int(trim)
-            above = s.view_tile_above if kind == "360" else s.tile_above
-            how = "views in tiles" if kind == "360" else ("tiles" if w * h > above ** 2 else "whole")
             rows.append(f"| {w}×{h} {kind} | {how} | {mb} | {float(gb):.2f} | {its} | {float(secs) / int(its):.1f} |")
             print(f"scale: {w}x{h} {kind}, trim above {mb} MB: {float(gb):.2f} GB peak, {secs} s", file=sys.stderr, flush=True)
     out += [f"## Big pictures ({pano.name} resized), one scale", "",
@@ -538,8 +544,6 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
         meta = json.loads(Path(str(o) + ".json").read_text())
     warm = meta["warm_seconds"]
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    import resource
-
     if device.type == "cuda":
         peak = f"Peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GB."
     else:   # the whole process: run it with --only video1080 (or after the light sections) to read it
