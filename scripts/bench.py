@@ -124,7 +124,9 @@ def bench_speed(out: list[str]) -> None:
     loss_t["default, in a fresh process (median of 5)"] = sorted(fresh["keep"])[2]
     loss_t["the same with glibc's own heap settings (no keep_freed_memory)"] = sorted(fresh["glibc"])[2]
     lay = ENCODER_LAYERS["lite0"]
-    step_t = interleaved({name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()})
+    steps = {name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
+    steps[NO_ACT] = without_activations(steps["lite0 folded, channels-last (default)"])
+    step_t = interleaved(steps)
     v = ENCODER_LAYERS["vgg19"]
     step_t["vgg19 (random weights)"] = time_steps(VGG("vgg19").freeze(), [*v["style"], *v["content"]], n=3)
     base = loss_t["lite0 folded, channels-last (default)"]
@@ -138,6 +140,24 @@ def bench_speed(out: list[str]) -> None:
             "| encoder | s / step | vs lite0 default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
             ""]
+
+
+NO_ACT = "the default without its ReLU6 (wrong values; what fused activations could reach at best)"
+
+
+def without_activations(step):
+    """``step`` with F.relu6 an identity while it runs: the convolutions, adds and copies alone.
+    lite0 calls torch's F.relu6, so the patch is on torch itself and undone after each call."""
+    import torch.nn.functional as F
+
+    def run():
+        relu6, F.relu6 = F.relu6, (lambda x, inplace=False: x)
+        try:
+            step()
+        finally:
+            F.relu6 = relu6
+
+    return run
 
 
 OBJECTIVE_RUN = """
@@ -469,7 +489,8 @@ print(st.tiled(1080, 1920), t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 def bench_pan(out: list[str], frames: int = 14, step: int = 8) -> None:
     """A camera pan made from a photo (a 256×144 window moving ``step`` px right per frame): how
     far from the photo the last frame's columns ended, those revealed after frame 0 against the
-    rest, with the reveal pass off and at its default."""
+    rest, with the reveal pass off and at its default; and how strong a seam frame 0's right edge
+    line left where the pan carried it, with the edge band off and at its default."""
     import numpy as np
     from PIL import Image
 
@@ -482,28 +503,40 @@ def bench_pan(out: list[str], frames: int = 14, step: int = 8) -> None:
     style = media("style", "the_scream.jpg", "swirls.jpg")
     img = np.asarray(Image.open(photo).convert("RGB").resize((512, 384)))
     h, w = 144, 256
+    v = VideoConfig()
     rows = []
     with tempfile.TemporaryDirectory() as d:
         clip = make_clip(Path(d) / "pan.mp4", [np.ascontiguousarray(img[100:100 + h, i * step:i * step + w])
                                                 for i in range(frames)])
-        last_in = [f.image for f in read_frames(clip)][-1].astype(float)
-        for reveal in (0, VideoConfig().reveal_iterations):
-            o = Path(d) / f"out{reveal}.mp4"
+        ins = [f.image.astype(float) for f in read_frames(clip)]
+        for reveal, band in ((0, v.edge_band), (v.reveal_iterations, 0), (v.reveal_iterations, v.edge_band)):
+            o = Path(d) / f"out{reveal}_{band}.mp4"
             t = time.perf_counter()
-            stylize_video(clip, style, o, StyleConfig(), VideoConfig(size=w, reveal_iterations=reveal))
+            stylize_video(clip, style, o, StyleConfig(), VideoConfig(size=w, reveal_iterations=reveal, edge_band=band))
             wall = time.perf_counter() - t
             meta = json.loads(Path(str(o) + ".json").read_text())
-            away = np.abs([f.image for f in read_frames(o)][-1].astype(float) - last_in).mean(axis=(0, 2))
+            outs = [f.image.astype(float) for f in read_frames(o)]
+            away = np.abs(outs[-1] - ins[-1]).mean(axis=(0, 2))
             k = (frames - 1) * step
             rest, revealed = away[:w - k].mean(), away[w - k:].mean()
-            newest = away[w - step:].mean()
+            # Contrast across columns that the photo lacks: frame 0's right edge line (its last
+            # 12 columns), and the same columns in the last frame, k px further left.
+            edges = [np.abs(np.diff(o, axis=1)).mean(axis=(0, 2)) - np.abs(np.diff(i, axis=1)).mean(axis=(0, 2))
+                     for o, i in ((outs[0], ins[0]), (outs[-1], ins[-1]))]
+            line, seam = edges[0][-12:].mean(), edges[1][w - 1 - k - 12:w - 1 - k].mean()
+            typical = float(np.median(edges[1]))
             warm = sum(meta["warm_seconds"]) / len(meta["warm_seconds"])
-            rows.append(f"| {reveal} | {rest:.1f} | {revealed:.1f} | {newest:.1f} | {revealed / rest:.2f} | {warm:.1f} |")
-            print(f"pan: reveal {reveal}: rest {rest:.1f}, revealed {revealed:.1f}, {wall:.0f} s", file=sys.stderr, flush=True)
+            rows.append(f"| {reveal} | {band:g} | {rest:.1f} | {revealed:.1f} | {revealed / rest:.2f} | {line:.1f} | "
+                        f"{seam:.1f} (median column {typical:.1f}) | {warm:.1f} |")
+            print(f"pan: reveal {reveal}, edge band {band}: rest {rest:.1f}, revealed {revealed:.1f}, seam {seam:.1f}, "
+                  f"{wall:.0f} s", file=sys.stderr, flush=True)
     out += [f"## A pan across {photo.name} ({frames} frames, {w}×{h}, {step} px per frame), style {style.name}", "",
-            "Mean distance (0-255) of the last frame from its input frame, per group of columns.", "",
-            "| --reveal-iterations | columns from frame 0 | columns revealed later | the newest strip | "
-            "revealed / frame 0 | s / warm frame |", "|---|---|---|---|---|---|", *rows, ""]
+            "Mean distance (0-255) of the last frame from its input frame, per group of columns; extra contrast "
+            "across columns (output minus photo, 0-255) along frame 0's right edge, and where the pan carried "
+            "those columns in the last frame.", "",
+            "| --reveal-iterations | --edge-band | columns from frame 0 | columns revealed later | "
+            "revealed / frame 0 | frame 0's edge line | its seam in the last frame | s / warm frame |",
+            "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def bench_tiles1080(out: list[str]) -> None:

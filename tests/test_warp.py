@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from stylevid.warp import out_of_frame_mask, reliability, warp, warping_error, warping_errors
+from stylevid.warp import carried_from_edge, out_of_frame_mask, reliability, warp, warping_error, warping_errors
 
 H, W = 32, 48
 
@@ -66,6 +66,24 @@ def test_out_of_frame_mask():
     assert m[..., :, -3:].eq(1).all() and m[..., :, :-3].eq(0).all()
     assert out_of_frame_mask(const_flow(3, 0), wrap_x=True).eq(0).all()
     assert out_of_frame_mask(const_flow(0, -2), wrap_x=True)[..., :2, :].eq(1).all()
+
+
+def test_paint_from_the_edge_band_is_not_carried_inward():
+    # A pan: frame t's pixel p shows what frame t-1 had at p + 3 (the picture moves left).
+    m = carried_from_edge(const_flow(3, 0), band=4)
+    assert m.shape == (1, 1, H, W)
+    # Sources under 4 px from the right edge (p + 3 > W - 5) that land 4 px or more inside.
+    cols = m[0, 0].amax(0).nonzero().flatten().tolist()
+    assert cols == [W - 7, W - 6, W - 5]
+    assert m[0, 0, :, W - 7].eq(1).all()
+    # Paint staying in the band (a still camera, or the left band fed from inside) is kept.
+    assert carried_from_edge(const_flow(0, 0), band=4).eq(0).all()
+    assert m[..., :4].eq(0).all()
+    # Rows too: a tilt carries the bottom band upwards.
+    rows = carried_from_edge(const_flow(0, 2.5), band=4)[0, 0].amax(1).nonzero().flatten().tolist()
+    assert rows == [H - 7, H - 6, H - 5]
+    assert carried_from_edge(const_flow(3, 0), band=0).eq(0).all()
+    assert carried_from_edge(const_flow(3, 2), band=4, wrap_x=True).eq(0).all()   # 360: no edges
 
 
 def test_reliability_global_shift():

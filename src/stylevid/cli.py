@@ -238,6 +238,7 @@ def video(
     first_iterations: int = typer.Option(V.first_iterations, help="Iterations for the first frame of each shot."),
     iterations: int = typer.Option(V.iterations, help="Iterations per later (warm) frame."),
     reveal_iterations: int = typer.Option(V.reveal_iterations, help="Half-size iterations that paint regions the flow cannot follow (revealed by a pan) before a warm frame (0: off)."),
+    edge_band: float = typer.Option(V.edge_band, help="Paint within this many px of a frame's edge (its padding line) is not carried inward by a camera move (0: off)."),
     temporal_weight: float = typer.Option(V.temporal_weight, help="Weight of the temporal loss (0: none)."),
     warm_start: bool = typer.Option(V.warm_start, help="Start each frame from the previous one warped by flow."),
     long_term: str = typer.Option(",".join(map(str, V.long_term)), help="Earlier frames compared against, e.g. 1,2,4."),
@@ -280,7 +281,7 @@ def video(
     kw = dict(locals())
     from .pipelines.video import stylize_video
 
-    vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "temporal_weight",
+    vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
     for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection"):
         kw.pop(k)

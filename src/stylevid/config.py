@@ -97,6 +97,9 @@ class VideoConfig:
     # frame is such, a half-size pass of reveal_iterations paints the frame first and fills them.
     reveal_iterations: int = 30         # 0: off
     reveal_above: float = 0.005
+    # A painted frame has a line of its own along each edge (the encoder pads there). Paint within
+    # edge_band px of the earlier frame's edge is not carried inward by a camera move.
+    edge_band: float = 12.0
     temporal_weight: float = 5.0
     warm_start: bool = True
     long_term: tuple[int, ...] = (1,)   # earlier outputs compared against, nearer first

@@ -91,6 +91,29 @@ def out_of_frame_mask(flow: Tensor, wrap_x: bool = False) -> Tensor:
     return out.unsqueeze(1).to(flow.dtype)
 
 
+def carried_from_edge(flow: Tensor, band: float, wrap_x: bool = False) -> Tensor:
+    """``B×1×H×W`` float mask, **1 where p lies ``band`` px or more inside the frame but p + flow(p)
+    lies within ``band`` px of the frame's edge**: paint that a camera move would carry inward
+    from the edge band of the earlier frame.
+
+    The encoder pads at a picture's edge, so a painted frame has a line or two of its own along
+    each edge; warped inward by a pan, that line crosses the frame as a seam (a 256 px pan showed it
+    5 px from the edge, carried 104 px in). Paint may stay in the band (a still camera keeps its
+    edges) but not leave it. With ``wrap_x`` there is no edge in x, and none in y either: a 360
+    frame is painted through views, which have no edges on its top and bottom rows.
+    """
+    x, y = sample_coords(flow, wrap_x)
+    if band <= 0 or wrap_x:
+        return torch.zeros_like(x).unsqueeze(1)
+    xs, ys = _base_grid(flow)
+    h, w = flow.shape[-2:]
+
+    def inward(src: Tensor, p: Tensor, n: int) -> Tensor:
+        return (torch.minimum(src, (n - 1) - src) < band) & (torch.minimum(p, (n - 1) - p) >= band)
+
+    return (inward(x, xs, w) | inward(y, ys, h)).unsqueeze(1).to(flow.dtype)
+
+
 def _gradient_sq(flow: Tensor, wrap_x: bool) -> Tensor:
     """|∇u|² + |∇v|² (B×1×H×W) with central differences; replicated edges, circular x if wrap_x."""
     if wrap_x:

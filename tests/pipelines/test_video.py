@@ -544,3 +544,33 @@ def test_regions_revealed_by_a_pan_are_painted_like_the_rest(tmp_path):
         meta = json.loads(Path(str(out) + ".json").read_text())
         assert meta["warm_iterations"] == [10 + reveal] * (n - 1)   # the pass ran on every warm frame
     assert ratio[0] < 0.8 and ratio[30] > 0.9, ratio     # measured 0.60 and 1.48
+
+
+def test_a_pan_does_not_carry_the_frame_edge_line_inward(tmp_path):
+    """The encoder pads at a picture's edge, so a painted frame has a line along its right edge
+    (the photo has none there). A pan warps that line inward, where the temporal loss keeps it as
+    a seam across the picture; paint from the edge band is not carried inward (``edge_band``)."""
+    from stylevid.config import StyleConfig, VideoConfig
+
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    step, n, h, w = 8, 3, 64, 96
+    photo = np.asarray(Image.open(samples / "chelsea.jpg").convert("RGB").resize((w + n * step, h + 20)))
+    clip = make_clip(tmp_path / "pan.mp4", [np.ascontiguousarray(photo[10:10 + h, i * step:i * step + w])
+                                            for i in range(n)])
+    cfg = StyleConfig(scales=1, device="cpu")
+    ins = [f.astype(float) for f in decoded(clip)]
+
+    def extra_edges(out, frame):          # per column: horizontal contrast the photo does not have
+        o, i = out[frame], ins[frame]
+        return np.abs(np.diff(o, axis=1)).mean(axis=(0, 2)) - np.abs(np.diff(i, axis=1)).mean(axis=(0, 2))
+
+    seam = {}
+    for band in (0, 12):
+        path = V.stylize_video(clip, samples / "swirls.jpg", tmp_path / f"out{band}.mp4", cfg,
+                               VideoConfig(size=w, first_iterations=30, iterations=8, reveal_iterations=0,
+                                           edge_band=band))
+        out = [f.astype(float) for f in decoded(path)]
+        k = (n - 1) * step
+        assert extra_edges(out, 0)[-4:].mean() > 5            # frame 0 has its edge line
+        seam[band] = extra_edges(out, n - 1)[w - 1 - k - 8:w - 1 - k].mean()   # where the pan put it
+    assert seam[0] > 5 and seam[12] < 0.5 * seam[0], seam

@@ -43,7 +43,7 @@ from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window
 from ..video.writer import output_format
-from ..warp import reliability, warp
+from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
 
 SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
@@ -58,6 +58,8 @@ def validate_video(v: VideoConfig) -> None:
         raise BadInput("--iterations and --first-iterations must be at least 1")
     if v.reveal_iterations < 0 or not 0 <= v.reveal_above <= 1:
         raise BadInput("--reveal-iterations must be 0 (off) or more (and reveal_above a fraction)")
+    if not v.edge_band >= 0:
+        raise BadInput(f"--edge-band {v.edge_band}: 0 (off) or more pixels")
     if v.temporal_weight < 0:
         raise BadInput("--temporal-weight must be 0 or more")
     if any(k < 1 for k in v.long_term) or list(v.long_term) != sorted(set(v.long_term)):
@@ -456,12 +458,14 @@ def _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, dev) 
     mask = reliability(fwd, bwd, wrap_x)
     if float(mask.mean()) < vcfg.cut_threshold:
         return []  # a new shot: the old picture must not be dragged into it
+    mask = mask * (1 - carried_from_edge(bwd, vcfg.edge_band, wrap_x))
     previous = [(warp(to_tensor(history[t - 1], dev), bwd, wrap_x), mask)]
     for j in vcfg.long_term:
         if j > 1 and t - j in history:
             f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x, **flow_kw), dev)
             b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x, **flow_kw), dev)
-            previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), reliability(b, f, wrap_x)))
+            m = reliability(b, f, wrap_x) * (1 - carried_from_edge(f, vcfg.edge_band, wrap_x))
+            previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), m))
     return previous
 
 
