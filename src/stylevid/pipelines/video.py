@@ -257,6 +257,9 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             why = ("--projection equirect" if projection == "equirect" else
                    "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
             info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
+            if meta.stereo:
+                warn(on_event, f"{inp.name}: stereo 360 ({meta.stereo}): both eyes are painted as one picture, "
+                               f"so their paint will not match between the eyes (the output keeps the layout)")
             make_stylizer, wrap_x = PanoramaStylizer, True
 
     def make_painter(size: int, sink: Sink):

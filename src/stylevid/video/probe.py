@@ -62,6 +62,7 @@ class VideoInfo:
     subtitles: tuple[StreamInfo, ...] = ()
     spherical: bool = False     # 360° side data on the stream (best effort)
     stereo3d: bool = False
+    stereo: str = ""            # the stereo layout: "left-right", "top-bottom", or "" (mono / other)
     has_video: bool = True
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
@@ -243,6 +244,10 @@ def probe(path, require_video: bool = True) -> VideoInfo:
         # Trap: side_data.keys() yields SideData objects; test membership with the Type instead.
         spherical = SideDataType.SPHERICAL in first.side_data
         stereo3d = SideDataType.STEREO3D in first.side_data
+        stereo = ""
+        if stereo3d:   # AVStereo3D begins with its type (int32): 1 side by side, 2 top and bottom
+            kind = int(np.frombuffer(bytes(first.side_data.get(SideDataType.STEREO3D))[:4], "=i4")[0])
+            stereo = {1: "left-right", 2: "top-bottom"}.get(kind, "")
         matrix = first.side_data.get(SideDataType.DISPLAYMATRIX)
         if matrix is not None:
             matrix = tuple(int(v) for v in np.frombuffer(bytes(matrix), "=i4"))  # native int32, as stored
@@ -264,5 +269,6 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             subtitles=subs,
             spherical=spherical,
             stereo3d=stereo3d,
+            stereo=stereo,
             display_matrix=matrix,
         )

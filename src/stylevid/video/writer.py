@@ -28,6 +28,7 @@ from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
 from .reader import Walk, check_window, scaled_size
+from .spherical import add_spherical
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 
@@ -48,11 +49,25 @@ class Written:
     subtitles: int              # subtitle streams copied
 
 
-def spherical_hint(out_path: Path) -> str:
-    """PyAV cannot write Spherical Video metadata; say exactly how to add it afterwards."""
-    return (f"{out_path}: 360° (spherical) metadata is not written (PyAV cannot); players show it flat until "
-            f"you add it with Google's Spatial Media Metadata Injector (google/spatial-media on GitHub): "
+def spherical_hint(out_path: Path, why: str) -> str:
+    """Where the 360° metadata could not be written: say why and how to add it afterwards."""
+    return (f"{out_path}: 360° (spherical) metadata is not written ({why}); players show it flat until you "
+            f"add it, e.g. with Google's Spatial Media Metadata Injector (google/spatial-media on GitHub): "
             f"python spatialmedia -i {out_path} {out_path.with_name(out_path.stem + '_360' + out_path.suffix)}")
+
+
+def _keep_spherical(tmp: Path, fmt: str, out_path: Path, stereo: str, on_event: Sink) -> None:
+    """The input was a 360° video: mark the output too (MP4/MOV: Spherical Video V1, see
+    video/spherical.py); elsewhere, or if that fails, say how to do it by hand."""
+    if fmt not in ("mp4", "mov"):
+        warn(on_event, spherical_hint(out_path, f"stylevid writes it into MP4 and MOV only, not {out_path.suffix}"))
+        return
+    try:
+        add_spherical(tmp, stereo)
+    except OSError as e:
+        raise write_failed(out_path, e) from e
+    except StylevidError as e:      # a box layout it does not know: the video itself is fine
+        warn(on_event, spherical_hint(out_path, str(e)))
 
 
 def output_format(path: Path) -> str:
@@ -127,8 +142,6 @@ def assemble(
                        f"phones and browsers do not play 4:4:4; for them, pad to even sides and re-encode: "
                        f"ffmpeg -i {out_path} -vf 'pad=ceil(iw/2)*2:ceil(ih/2)*2' -pix_fmt yuv420p -c:a copy "
                        f"{out_path.with_name(out_path.stem + '_420' + out_path.suffix)}")
-    if meta.spherical:
-        warn(on_event, spherical_hint(out_path))
 
     with open_video(input_path) as (inp, vs), atomic_path(out_path) as tmp:
         # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
@@ -148,6 +161,8 @@ def assemble(
                     raise write_failed(out_path, e) from e
                 raise WriteFailed(f"{out_path}: encoding failed ({reason(e, logs)})") from e
             raise
+        if meta.spherical:
+            _keep_spherical(tmp, fmt, out_path, meta.stereo, on_event)
         _verify(tmp, fmt, written, out_path)
     if expected is None:
         on_event(Progress("assemble", written, written))   # close the task (with a total, the loop did)
