@@ -68,16 +68,45 @@ def test_a_360_input_gives_a_360_output(tmp_path, style):
     assert len(hints) == 1 and "MP4 and MOV only" in hints[0] and "spatialmedia" in hints[0]
 
 
-def test_a_stereo_360_input_keeps_its_layout_and_says_the_eyes_differ(tmp_path, style):
+@pytest.mark.parametrize("layout", ["top-bottom", "left-right"])
+def test_stereo_360_eyes_are_painted_to_match(tmp_path, style, layout):
+    """Both eyes of a top-bottom stereo 360 clip are painted eye by eye, the right one from the
+    left one warped by the disparity flow: identical eyes in, (nearly) identical paint out, where
+    painting the stacked picture as one gives each eye its own brush strokes."""
     from stylevid.events import Message
-    from stylevid.video import probe
+    from stylevid.video import probe, read_frames
     from stylevid.video.spherical import add_spherical
 
-    clip = pano_clip(tmp_path / "tb.mp4", n=2, h=64, w=64)     # two 64x32 eyes, one above the other
-    add_spherical(clip, "top-bottom")
+    rng = np.random.default_rng(0)
+    eye = np.repeat(np.repeat(rng.integers(0, 255, (8, 16, 3), dtype=np.uint8), 4, 0), 4, 1)   # 32x64, 2:1
+    axis = 0 if layout == "top-bottom" else 1
+    frames = [np.concatenate([np.roll(eye, 2 * i, 1)] * 2, axis=axis) for i in range(3)]
+    clip = make_clip(tmp_path / "s.mp4", frames, fps=10)
+    one = stylize_video(clip, style, tmp_path / "one.mp4", TINY, V, projection="equirect")    # no metadata: one picture
+    add_spherical(clip, layout)
     events = []
     out = stylize_video(clip, style, tmp_path / "o.mp4", TINY, V, on_event=events.append)
     info = probe(out)
-    assert info.spherical and info.stereo == "top-bottom"
-    warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
-    assert len(warnings) == 1 and "stereo 360 (top-bottom)" in warnings[0]
+    assert info.spherical and info.stereo == layout
+    assert json.loads((tmp_path / "o.mp4.json").read_text())["stereo"] == layout
+    assert any(isinstance(e, Message) and "each eye is painted on its own" in e.text for e in events)
+
+    def eyes_apart(path):
+        return [np.abs(np.subtract(*np.split(f.image.astype(float), 2, axis=axis))).mean() for f in read_frames(path)]
+
+    stereo, mono = eyes_apart(out), eyes_apart(one)
+    assert len(stereo) == 3 and max(stereo) < 5, stereo           # measured 3.3-3.9
+    if layout == "top-bottom":      # (side by side, the two halves of one 360 picture are painted alike)
+        assert max(stereo) < 0.5 * min(mono), (stereo, mono)      # measured 15.6-19.6
+
+
+def test_stereo_layouts_painted_eye_by_eye_need_two_equal_eyes():
+    from types import SimpleNamespace as NS
+
+    from stylevid.pipelines.video import stereo_layout
+
+    assert stereo_layout(NS(stereo="top-bottom", width=64, height=64)) == "top-bottom"
+    assert stereo_layout(NS(stereo="top-bottom", width=64, height=65)) == ""      # painted as one, with a warning
+    assert stereo_layout(NS(stereo="left-right", width=128, height=32)) == "left-right"
+    assert stereo_layout(NS(stereo="left-right", width=127, height=32)) == ""
+    assert stereo_layout(NS(stereo="", width=64, height=32)) == ""

@@ -228,6 +228,72 @@ class StylePainter:
         return rs(x, (h, w)).clamp(0, 1), used
 
 
+class StereoPainter:
+    """Paints a stereo frame (both eyes in one picture, ``layout`` "top-bottom" or "left-right", left
+    eye first) eye by eye, so that the eyes match: the left eye as a mono frame, the right eye warm
+    from the left one warped by the disparity flow between them, with the temporal loss keeping it
+    there where that flow is reliable (and to its own previous frame after that).
+
+    The flows between frames come from the whole stereo picture, as for a mono frame; a pixel whose
+    flow crosses into the other eye is left to the forward-backward check.
+    """
+
+    def __init__(self, make_inner: Callable[[int], StylePainter], layout: str, vcfg: VideoConfig,
+                 wrap_x: bool, device, flow_kw: dict):
+        self.make_inner, self.layout, self.vcfg, self.wrap_x = make_inner, layout, vcfg, wrap_x
+        self.device, self.flow_kw, self.inner = device, flow_kw, None
+
+    def _axis(self, ndim: int) -> int:
+        return (0 if ndim == 3 else -2) if self.layout == "top-bottom" else (1 if ndim == 3 else -1)
+
+    def split(self, x):
+        """(left eye, right eye) of an image (H×W×C array) or a B×C×H×W tensor."""
+        ax = self._axis(x.ndim)
+        n = x.shape[ax] // 2
+        if isinstance(x, np.ndarray):
+            return np.split(x, 2, axis=ax)
+        return x.narrow(ax, 0, n), x.narrow(ax, n, n)
+
+    def _painter(self, eye: np.ndarray) -> StylePainter:
+        if self.inner is None:
+            self.inner = self.make_inner(max(eye.shape[:2]))
+        return self.inner
+
+    def _from_left(self, left_out: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple:
+        """The painted left eye warped onto the right eye, with its reliability mask."""
+        v, dev = self.vcfg, self.device
+        f = flow_tensor(estimate_flow(right, left, v.flow, self.wrap_x, **self.flow_kw), dev)
+        b = flow_tensor(estimate_flow(left, right, v.flow, self.wrap_x, **self.flow_kw), dev)
+        mask = reliability(b, f, self.wrap_x) * (1 - carried_from_edge(f, v.edge_band, self.wrap_x))
+        return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
+
+    def _join(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return np.concatenate([left, right], axis=self._axis(3))
+
+    def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
+        left, right = self.split(content)
+        painter = self._painter(left)
+        lo, n_left = painter.cold(left, t)
+        ro, n_right = painter.warm(right, [self._from_left(lo, left, right)], t)
+        return self._join(lo, ro), n_left + n_right
+
+    def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+        left, right = self.split(content)
+        painter = self._painter(left)
+        eyes = [(self.split(w), self.split(m)) for w, m in previous]
+        lo, n_left = painter.warm(left, [(w[0], m[0]) for w, m in eyes], t)
+        refs = [self._from_left(lo, left, right), *[(w[1], m[1]) for w, m in eyes]]
+        ro, n_right = painter.warm(right, refs, t)
+        return self._join(lo, ro), n_left + n_right
+
+
+def stereo_layout(meta) -> str:
+    """The stereo layout stylevid paints eye by eye: the input's, where it splits into two equal eyes."""
+    if meta.stereo == "top-bottom" and meta.height % 2 == 0 or meta.stereo == "left-right" and meta.width % 2 == 0:
+        return meta.stereo
+    return ""
+
+
 def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], out: str | Path | None = None,
                   cfg: StyleConfig = StyleConfig(), vcfg: VideoConfig = VideoConfig(), overwrite: bool = False,
                   restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
@@ -249,6 +315,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
+    stereo = ""
     if projection == "equirect" or (projection == "auto" and make_stylizer is None):
         meta = probe(inp)
         if projection == "equirect" or meta.spherical or meta.width == 2 * meta.height:
@@ -257,18 +324,29 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             why = ("--projection equirect" if projection == "equirect" else
                    "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
             info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
-            if meta.stereo:
-                warn(on_event, f"{inp.name}: stereo 360 ({meta.stereo}): both eyes are painted as one picture, "
-                               f"so their paint will not match between the eyes (the output keeps the layout)")
+            stereo = stereo_layout(meta)
+            if stereo:
+                info(on_event, f"{inp.name}: stereo 360 ({stereo}): each eye is painted on its own, the right "
+                               f"eye from the left one warped by the disparity flow between them")
+            elif meta.stereo:
+                warn(on_event, f"{inp.name}: stereo 360 ({meta.stereo}) with an odd side: both eyes are painted "
+                               f"as one picture, so their paint will not match between the eyes")
             make_stylizer, wrap_x = PanoramaStylizer, True
 
-    def make_painter(size: int, sink: Sink):
+    def make_mono(size: int, sink: Sink) -> StylePainter:
         stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
         return StylePainter(stylizer, cfg, vcfg, wrap_x)
 
-    return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg)}, spaths, overwrite=overwrite,
-                     restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
-                     record={"styles": [str(s) for s in spaths], "config": to_dict(cfg)},
+    def make_painter(size: int, sink: Sink):
+        if not stereo:
+            return make_mono(size, sink)
+        # The eye's own long edge (the frame's is the painter's size for mono video).
+        flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+        return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, pick_device(cfg.device), flow_kw)
+
+    return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg), "stereo": stereo}, spaths,
+                     overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
+                     record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
                      use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline)
 
 
