@@ -105,8 +105,12 @@ def test_stereo_layouts_painted_eye_by_eye_need_two_equal_eyes():
 
     from stylevid.pipelines.video import stereo_layout
 
-    assert stereo_layout(NS(stereo="top-bottom", width=64, height=64)) == "top-bottom"
-    assert stereo_layout(NS(stereo="top-bottom", width=64, height=65)) == ""      # painted as one, with a warning
-    assert stereo_layout(NS(stereo="left-right", width=128, height=32)) == "left-right"
-    assert stereo_layout(NS(stereo="left-right", width=127, height=32)) == ""
-    assert stereo_layout(NS(stereo="", width=64, height=32)) == ""
+    native = VideoConfig(size=0)
+    assert stereo_layout(NS(stereo="top-bottom", width=64, height=64), native) == "top-bottom"
+    assert stereo_layout(NS(stereo="top-bottom", width=64, height=65), native) == ""   # one picture, a warning
+    assert stereo_layout(NS(stereo="left-right", width=128, height=32), native) == "left-right"
+    assert stereo_layout(NS(stereo="left-right", width=127, height=32), native) == ""
+    assert stereo_layout(NS(stereo="", width=64, height=32), native) == ""
+    # At the working size: 1920x1080 at --size 256 is 256x144 (even), at --size 250 250x141 (odd).
+    assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=256)) == "top-bottom"
+    assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=250)) == ""

@@ -287,9 +287,11 @@ class StereoPainter:
         return self._join(lo, ro), n_left + n_right
 
 
-def stereo_layout(meta) -> str:
-    """The stereo layout stylevid paints eye by eye: the input's, where it splits into two equal eyes."""
-    if meta.stereo == "top-bottom" and meta.height % 2 == 0 or meta.stereo == "left-right" and meta.width % 2 == 0:
+def stereo_layout(meta, vcfg: VideoConfig) -> str:
+    """The stereo layout stylevid paints eye by eye: the input's, where the frame at its working
+    size splits into two equal eyes."""
+    w, h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
+    if meta.stereo == "top-bottom" and h % 2 == 0 or meta.stereo == "left-right" and w % 2 == 0:
         return meta.stereo
     return ""
 
@@ -324,7 +326,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             why = ("--projection equirect" if projection == "equirect" else
                    "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
             info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
-            stereo = stereo_layout(meta)
+            stereo = stereo_layout(meta, vcfg)
             if stereo:
                 info(on_event, f"{inp.name}: stereo 360 ({stereo}): each eye is painted on its own, the right "
                                f"eye from the left one warped by the disparity flow between them")
