@@ -56,3 +56,19 @@ def test_video_dream_resume_is_identical(tmp_path):
 def _decoded(path):
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24").tobytes() for f in c.decode(video=0)]
+
+
+def test_stereo_360_dream_keeps_its_metadata_and_says_the_eyes_differ(tmp_path):
+    from stylevid.events import Message
+    from stylevid.video import probe
+    from stylevid.video.spherical import add_spherical
+
+    clip = make_clip(tmp_path / "in.mp4", moving_square(2, 64, 64, shift=3), fps=10)
+    add_spherical(clip, "top-bottom")
+    events = []
+    out = dream_video(clip, tmp_path / "out.mp4", DreamConfig(octaves=1, steps=1, size=64),
+                      VideoConfig(size=64, first_iterations=2, iterations=1), on_event=events.append)
+    info = probe(out)
+    assert info.spherical and info.stereo == "top-bottom"
+    warnings = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
+    assert len(warnings) == 1 and "stereo 360 (top-bottom)" in warnings[0]

@@ -489,6 +489,9 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     cfg = replace(cfg, wrap_x=wrap)
     if wrap:
         info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
+    if meta.stereo:
+        warn(on_event, f"{vpath.name}: stereo 360 ({meta.stereo}): both eyes are dreamed as one picture, so the "
+                       f"dream will not match between the eyes (stylevid video paints them eye by eye)")
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
