@@ -237,6 +237,7 @@ def finetune(
     device: str = typer.Option(_D.device, help="auto, cpu, cuda or mps."),
     offline: bool = typer.Option(False, "--offline", help="Never try to download the base model."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT folder."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a fine-tuning stopped by Ctrl-C (same text and settings)."),
     demo_corpus: bool = typer.Option(False, "--demo-corpus", help="Fine-tune on Python's documentation text."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress, only warnings and the result."),
 ):
@@ -244,13 +245,26 @@ def finetune(
     text = _corpus(corpus, demo_corpus)
     if not 0 <= val_split < 1:
         raise BadInput(f"--val-split {val_split}: must be in [0, 1)")
+    from .runtime import interruptible
     from .text.gpt2 import finetune as run
 
     cfg = replace(_D, base=base, gpt2_epochs=epochs, gpt2_lr=lr, gpt2_block=block, gpt2_batch_size=batch_size,
                   val_split=val_split, seed=seed, device=device)
-    with _Renderer(quiet) as render:
-        result = run(text, output, cfg, offline=offline, overwrite=overwrite,
-                     max_steps=max_steps or None, on_event=render, inputs=[corpus] if corpus is not None else [])
+    # The first Ctrl-C / SIGTERM / SIGHUP stops after the current step and writes the model so far
+    # (with what --resume needs); a second one stops at once.
+    with interruptible() as flag, _Renderer(quiet) as render:
+        try:
+            result = run(text, output, cfg, offline=offline, overwrite=overwrite, resume=resume,
+                         max_steps=max_steps or None, on_event=render, stop=lambda: bool(flag),
+                         inputs=[corpus] if corpus is not None else [])
+        except KeyboardInterrupt as e:
+            signum = getattr(e, "signum", None) or flag.signum or signal.SIGINT
+            raise _fail(Interrupted(f"{output}: stopped at once by a second {_SIGNALS.get(signum, 'signal')}; "
+                                    f"nothing new written", signum)) from None
+    if result.stopped:
+        raise _fail(Interrupted(f"{result.path}: stopped by {_SIGNALS.get(flag.signum, 'a signal')} after step "
+                                f"{result.steps} of {result.total}; the model so far is written, continue with "
+                                f"--resume", flag.signum or signal.SIGINT))
     print(result.path)
 
 

@@ -1,7 +1,9 @@
 """A GPT-2 built in the test from a tiny config: no download ever. Skipped without transformers."""
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -69,3 +71,63 @@ def test_missing_base_is_one_line(tmp_path):
 def test_too_short_for_a_block(tmp_path, tiny_base):
     with pytest.raises(BadInput, match="one block"):
         finetune("tiny", tmp_path / "ft", TextConfig(device="cpu", gpt2_block=32), base=tiny_base)
+
+
+def test_a_stopped_finetune_resumes_to_the_uninterrupted_model(tmp_path, tiny_base, small_corpus):
+    """stop() after step 2 of 6 writes the model so far with the optimizer, position and dropout
+    RNG; resume=True gives the same weights as an uninterrupted run."""
+    from stylevid.text.gpt2 import TRAINER
+    from transformers import GPT2LMHeadModel
+
+    cfg = TextConfig(device="cpu", gpt2_block=32, gpt2_batch_size=4, seed=5)
+    text = small_corpus[:4000]
+    whole = finetune(text, tmp_path / "whole", cfg, base=tiny_base, max_steps=6)
+    calls = []
+    part = finetune(text, tmp_path / "ft", cfg, base=tiny_base, max_steps=6,
+                    stop=lambda: calls.append(1) or len(calls) >= 2)
+    assert part.stopped and part.steps == 2 and part.total == 6 and (tmp_path / "ft" / TRAINER).is_file()
+    with pytest.raises(BadInput, match="settings"):
+        finetune(text, tmp_path / "ft", replace(cfg, gpt2_lr=1e-3), base=tiny_base, max_steps=6, resume=True)
+    with pytest.raises(BadInput, match="another corpus"):
+        finetune(text[:3000], tmp_path / "ft", cfg, base=tiny_base, max_steps=6, resume=True)
+    events = []
+    done = finetune(text, tmp_path / "ft", cfg, base=tiny_base, max_steps=6, resume=True, on_event=events.append)
+    assert not done.stopped and done.steps == 6 and not (tmp_path / "ft" / TRAINER).exists()
+    assert any("resuming" in getattr(e, "text", "") for e in events)
+    a = GPT2LMHeadModel.from_pretrained(whole.path).state_dict()
+    b = GPT2LMHeadModel.from_pretrained(done.path).state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert done.val_loss == whole.val_loss
+    with pytest.raises(BadInput, match="finished"):
+        finetune(text, tmp_path / "ft", cfg, base=tiny_base, max_steps=6, resume=True)
+
+
+def test_ctrl_c_during_finetune_keeps_the_model_so_far_and_resume_finishes(tmp_path, tiny_base, small_corpus,
+                                                                           monkeypatch):
+    import os
+    import signal
+
+    import stylevid.text.gpt2 as G
+    from tests.cli_helpers import invoke, one_error_line
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(small_corpus[:4000], encoding="utf-8")
+    out = tmp_path / "ft"
+    args = ("text", "finetune", corpus, "--base", tiny_base, "-o", out, "--block", "32", "--batch-size", "4",
+            "--max-steps", "5", "--device", "cpu")
+    draw = G.generator
+
+    def drawing(seed, index):                 # Ctrl-C as the first epoch's order is drawn
+        os.kill(os.getpid(), signal.SIGINT)
+        return draw(seed, index)
+
+    monkeypatch.setattr(G, "generator", drawing)
+    r = invoke(*args)
+    assert r.exit_code == 130, r.stderr
+    one_error_line(r.stderr, out, "Ctrl-C", "step 1 of 5", "--resume")
+    assert r.stdout == "" and (out / G.TRAINER).is_file()
+    monkeypatch.undo()
+    r = invoke(*args, "--resume")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.strip() == str(out) and not (out / G.TRAINER).exists()
+    assert json.loads((out / G.MARKER).read_text())["steps"] == 5

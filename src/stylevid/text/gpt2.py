@@ -20,7 +20,7 @@ import time
 import urllib.parse
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -37,6 +37,9 @@ CORPUS_FILE = "stylevid-corpus.txt"
 _HUB_NAME = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[\w.-]+)?$")
 
 
+TRAINER = "stylevid-trainer.pt"     # optimizer and position of a stopped fine-tuning (for --resume)
+
+
 @dataclass
 class FinetuneResult:
     path: Path
@@ -44,6 +47,8 @@ class FinetuneResult:
     train_loss: float | None
     val_loss: float | None
     seconds: float
+    stopped: bool = False           # stopped by stop() before the last step; --resume goes on
+    total: int = 0                  # steps of the whole run
 
     @property
     def val_ppl(self) -> float | None:
@@ -143,10 +148,15 @@ def _evaluate(model, blocks: torch.Tensor, batch: int, device) -> float | None:
 def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), *,
              base: str | os.PathLike | None = None, offline: bool = False, overwrite: bool = False,
              max_steps: int | None = None, on_event: Sink = null_sink,
-             inputs: Sequence[str | os.PathLike] = ()) -> FinetuneResult:
+             inputs: Sequence[str | os.PathLike] = (), resume: bool = False,
+             stop: Callable[[], bool] | None = None) -> FinetuneResult:
     """Fine-tune GPT-2 (``base``, default ``cfg.base``) on ``text``; write the folder ``out``.
 
-    ``inputs``: the files the text came from; ``out`` (replaced whole) may not be or hold one."""
+    ``inputs``: the files the text came from; ``out`` (replaced whole) may not be or hold one.
+    ``stop()``: checked after every step; when true before the last one, the model so far is
+    written with the optimizer and the position (``stylevid-trainer.pt``), and ``resume=True``
+    with the same text and settings goes on from there to the very model an uninterrupted run
+    gives (the batch order comes from the seed; the dropout RNG is saved)."""
     t0 = time.monotonic()
     out = Path(out)
     for i in inputs:
@@ -155,7 +165,8 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
             raise OutputRefused(f"{out}: output would overwrite an input ({i})")
     if out.exists() and not out.is_dir():
         raise OutputRefused(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    state = _trainer_state(out, text, cfg, max_steps) if resume else None
+    if state is None and out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputRefused(f"{out}: exists; pass --overwrite to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
@@ -168,7 +179,9 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
         raise BadInput(f"--lr {cfg.gpt2_lr}: must be above 0")
     base = os.fspath(base if base is not None else cfg.base)
     device = pick_device(cfg.device)
-    tok, model = load_pretrained(base, offline=offline)
+    tok, model = load_pretrained(out if state else base, offline=offline)
+    if state:
+        base = state["base"]
     block = min(cfg.gpt2_block, int(getattr(model.config, "n_positions", cfg.gpt2_block) or cfg.gpt2_block))
     ids = tok(text, return_attention_mask=False)["input_ids"]
     blocks = _blocks(ids, block)
@@ -184,13 +197,26 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
     total = per_epoch * cfg.gpt2_epochs
     if max_steps is not None:
         total = min(total, max_steps)
-    on_event(Progress("steps", 0, total, detail=f"fine-tuning {base}"))
-    step, loss_sum, loss_n = 0, 0.0, 0
+    done, loss_sum, loss_n = 0, 0.0, 0
+    if state:
+        try:
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"])
+            done, loss_sum, loss_n = int(state["step"]), float(state["loss_sum"]), int(state["loss_n"])
+        except Exception as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BadInput(f"{out}: cannot resume from this folder ({reason[:160]})") from None
+        info(on_event, f"resuming {out} at step {done} of {total}")
+    on_event(Progress("steps", done, total, detail=f"fine-tuning {base}"))
+    step, stopped = 0, False
     for epoch in range(cfg.gpt2_epochs):
         order = torch.randperm(train_blocks.shape[0], generator=generator(cfg.seed, epoch))
         for idx in order.split(cfg.gpt2_batch_size):
-            if step >= total:
+            if step >= total or stopped:
                 break
+            if step < done:             # resuming: these batches were trained before the stop
+                step += 1
+                continue
             x = train_blocks[idx].to(device)
             loss = model(input_ids=x, labels=x).loss
             opt.zero_grad(set_to_none=True)
@@ -202,24 +228,63 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
             lv = loss.item()
             loss_sum, loss_n = loss_sum + lv, loss_n + 1
             on_event(Progress("steps", step, total, loss=lv, detail=f"epoch {epoch + 1}/{cfg.gpt2_epochs}"))
-    val_loss = _evaluate(model, val_blocks, cfg.gpt2_batch_size, device)
-    if val_loss is not None:
-        info(on_event, f"validation perplexity {math.exp(min(val_loss, 50)):.1f}")
-    model.to("cpu")
-    _write_folder(out, tok, model, text, {
-        "format": FORMAT, "base": base, "steps": step, "block": block, "config": asdict(cfg),
-        "train_loss": loss_sum / loss_n if loss_n else None, "val_loss": val_loss,
-    })
-    return FinetuneResult(out, step, loss_sum / loss_n if loss_n else None, val_loss, time.monotonic() - t0)
+            stopped = step < total and bool(stop and stop())
+    meta = {"format": FORMAT, "base": base, "steps": step, "block": block, "config": asdict(cfg),
+            "train_loss": loss_sum / loss_n if loss_n else None, "max_steps": max_steps}
+    if stopped:
+        meta["val_loss"] = val_loss = None
+        trainer = {"optimizer": opt.state_dict(), "rng": torch.get_rng_state(), "step": step,
+                   "loss_sum": loss_sum, "loss_n": loss_n}
+        model.to("cpu")
+        _write_folder(out, tok, model, text, {**meta, "stopped_at": step, "total": total}, trainer)
+    else:
+        val_loss = _evaluate(model, val_blocks, cfg.gpt2_batch_size, device)
+        if val_loss is not None:
+            info(on_event, f"validation perplexity {math.exp(min(val_loss, 50)):.1f}")
+        model.to("cpu")
+        _write_folder(out, tok, model, text, {**meta, "val_loss": val_loss})
+    return FinetuneResult(out, step, loss_sum / loss_n if loss_n else None, val_loss, time.monotonic() - t0,
+                          stopped, total)
 
 
-def _write_folder(out: Path, tok, model, text: str, meta: dict) -> None:
-    """Write into a temporary folder beside ``out``, then swap it in."""
+def _trainer_state(out: Path, text: str, cfg: TextConfig, max_steps: int | None) -> dict | None:
+    """What ``--resume`` goes on from: the state a stopped fine-tuning left in ``out``; None when
+    there is no folder yet (a fresh start). Refuses a folder that cannot be resumed, in one line."""
+    if not out.exists():
+        return None
+    marker = out / MARKER
+    try:
+        meta = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise BadInput(f"{out}: not a stylevid GPT-2 folder (no readable {MARKER}); nothing to resume") from None
+    if not (out / TRAINER).is_file():
+        raise BadInput(f"{out}: its fine-tuning finished ({meta.get('steps')} steps); nothing to resume "
+                       f"(start again with --overwrite, or from it with --base {out})")
+    if (out / CORPUS_FILE).read_text(encoding="utf-8") != text:
+        raise BadInput(f"{out}: was fine-tuned on another corpus; --resume needs the same text")
+    keys = ("gpt2_block", "gpt2_batch_size", "gpt2_epochs", "gpt2_lr", "seed", "val_split", "grad_clip")
+    changed = [k for k in keys if meta.get("config", {}).get(k) != getattr(cfg, k)]
+    if meta.get("max_steps") != max_steps:
+        changed.append("max_steps")
+    if changed:
+        raise BadInput(f"{out}: --resume needs the settings it was started with ({', '.join(changed)} differ)")
+    try:
+        state = torch.load(out / TRAINER, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise BadInput(f"{out}: {TRAINER} does not read ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+    return {**state, "base": meta.get("base")}
+
+
+def _write_folder(out: Path, tok, model, text: str, meta: dict, trainer: dict | None = None) -> None:
+    """Write into a temporary folder beside ``out``, then swap it in (with ``trainer``: the state
+    that --resume goes on from)."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent if str(out.parent) else "."))
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         (tmp / CORPUS_FILE).write_text(text, encoding="utf-8")
+        if trainer is not None:
+            torch.save(trainer, tmp / TRAINER)
         (tmp / MARKER).write_text(json.dumps(meta, indent=2), encoding="utf-8")
         old = None
         if out.exists():
