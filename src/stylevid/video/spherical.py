@@ -102,8 +102,7 @@ def _rebuild(buf: bytes, start: int, end: int, box: bytes, after: int, shift: in
     for kind, pos, head, size in _boxes(buf, start, end):
         body_start, body_end = pos + head, pos + size
         if kind in CONTAINERS:
-            body, inner = _rebuild(buf, body_start, body_end, b"" if added else box, after, shift)
-            added = added or inner
+            body, _ = _rebuild(buf, body_start, body_end, box, after, shift)   # (no trak inside a trak)
             if kind == b"trak" and not added and _is_video_trak(buf, body_start, body_end) \
                     and not _has_spherical(buf, body_start, body_end):
                 body, added = body + box, True
