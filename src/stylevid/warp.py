@@ -102,9 +102,9 @@ def carried_from_edge(flow: Tensor, band: float, wrap_x: bool = False) -> Tensor
     edges) but not leave it. With ``wrap_x`` there is no edge in x, and none in y either: a 360
     frame is painted through views, which have no edges on its top and bottom rows.
     """
-    x, y = sample_coords(flow, wrap_x)
     if band <= 0 or wrap_x:
-        return torch.zeros_like(x).unsqueeze(1)
+        return flow.new_zeros(flow.shape[0], 1, *flow.shape[-2:])
+    x, y = sample_coords(flow)
     xs, ys = _base_grid(flow)
     h, w = flow.shape[-2:]
 
