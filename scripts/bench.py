@@ -398,7 +398,7 @@ print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrs
 # (kind, width, height, iterations): a 1920 px picture's history holds 15 pairs under the cap.
 SCALE_CASES = [("flat", 3840, 1920, 7), ("360", 3840, 1920, 7), ("flat", 1920, 1080, 16), ("flat", 1920, 1280, 16)]
 # 8K (`--only scale8k`, about 25 minutes): its history keeps the minimum of 3 pairs (2.1 GB, over the
-# cap), filled after 3 iterations.
+# cap); 3 iterations store 2 of them.
 SCALE8K_CASES = [("flat", 7680, 3840, 3), ("360", 7680, 3840, 3)]
 
 
