@@ -68,7 +68,7 @@ class LBFGS:
 
     def direction(self, g: Tensor) -> Tensor:
         """``-H·g`` by the two-loop recursion over the stored pairs, in one picture-sized buffer
-        (in place: ``q - a·y`` out of place held three of them at once, 1 GB at 7680×3840)."""
+        (out of place, ``q - a·y`` made two temporaries of that size per pair)."""
         q = g.neg()
         alpha = []
         for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
