@@ -204,8 +204,7 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
             torch.set_rng_state(state["rng"])
             done, loss_sum, loss_n = int(state["step"]), float(state["loss_sum"]), int(state["loss_n"])
         except Exception as e:
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise BadInput(f"{out}: cannot resume from this folder ({reason[:160]})") from None
+            raise BadInput(f"{out}: cannot resume from this folder ({_first_line(e)})") from None
         info(on_event, f"resuming {out} at step {done} of {total}")
     on_event(Progress("steps", done, total, detail=f"fine-tuning {base}"))
     step, stopped = 0, False
@@ -271,7 +270,7 @@ def _trainer_state(out: Path, text: str, cfg: TextConfig, max_steps: int | None)
     try:
         state = torch.load(out / TRAINER, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise BadInput(f"{out}: {TRAINER} does not read ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None
+        raise BadInput(f"{out}: {TRAINER} does not read ({_first_line(e)})") from None
     return {**state, "base": meta.get("base")}
 
 
