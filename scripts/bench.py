@@ -1,7 +1,7 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,video1080,scale8k]``
-(all but video1080 and scale8k by default, ~40 min on 2 cores; video1080 adds ~16 min on a CPU,
-scale8k ~25 min).
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,text,panorama,
+video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
+CPU, scale8k ~25 min).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
 report with the machine it ran on, and writes it to scripts/bench_results.md (an ``--only`` run is
@@ -24,6 +24,10 @@ appended to it).
           picture as a seam (with the edge band off and on)?
 - tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
+- text:   scripts/bench_text.py in a subprocess (word LSTM: 2 minutes of training, validation
+          perplexity, tokens/s trained and generated, longest verbatim run).
+- panorama: scripts/bench_panorama.py in a subprocess (360 vs flat at 1024×512: seam ratio, pole vs
+          horizon Gram distances; seconds per 2048×1024 panorama). Its 3840×1920 memory row is `scale`.
 - video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
           warping error of the output vs the per-frame independent baseline and vs the input's own.
 """
@@ -600,9 +604,40 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
     print(f"video1080: {wall:.0f} s, warm {warm}", file=sys.stderr, flush=True)
 
 
+def bench_text(out: list[str]) -> None:
+    """scripts/bench_text.py in a fresh process; its markdown table as it printed it."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_text.py")], check=True, capture_output=True,
+                       text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    out += ["## Text (word-level LSTM on the Python docs corpus, `scripts/bench_text.py`)", "", r.stdout.strip(), ""]
+    print("text: done", file=sys.stderr, flush=True)
+
+
+def bench_panorama(out: list[str]) -> None:
+    """scripts/bench_panorama.py in a fresh process (quality and time; memory is ``scale``'s)."""
+    with tempfile.TemporaryDirectory() as d:
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_panorama.py"), "--skip", "memory",
+                            "--out", d, "--pano", str(SHARED / "pano" / "egjs_veste_oberhaus_2000x1000.jpg"),
+                            "--style", str(SHARED / "style" / "starry_night.jpg")],
+                           check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    rep = json.loads(r.stdout)
+    rows = [f"| {name} | {rep[name]['seam_ratio']:.2f} | {rep[name]['pole_mean']:.4f} | {rep[name]['horizon_mean']:.4f} "
+            f"| {rep[name]['pole_to_horizon_gram']:.4f} | {rep[name].get('seconds', '')} |" for name in ("input", "360", "flat")]
+    t = rep["time"]
+    out += [f"## 360 panorama ({Path(rep['pano']).name}, `scripts/bench_panorama.py`)", "",
+            f"At {rep['360']['size'][0]}×{rep['360']['size'][1]}. Seam ratio: mean |col 0 − col W−1| over mean "
+            "|col j − col j+1| (≤ 1.2 shows no seam). Gram distances to the style, in views looking at the poles "
+            "and at the horizon, and between pole and horizon views (alike strokes: small).", "",
+            "| output | seam ratio | pole → style | horizon → style | pole ↔ horizon | s |", "|---|---|---|---|---|---|",
+            *rows, "",
+            ("Time per panorama: " + (f"{t['size'][0]}×{t['size'][1]} in {t['seconds_setup'] + t['seconds_stylize']:.0f} s "
+             f"({t['iterations']} iterations, {t['seconds_per_final_iteration']} s per final iteration), peak RSS "
+             f"{t['peak_rss_mib'] / 1024:.2f} GB." if "error" not in t else f"failed: {t['error']}")), ""]
+    print(f"panorama: {r.stdout[-200:]}", file=sys.stderr, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,text,panorama")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -629,6 +664,10 @@ def main() -> None:
         bench_pan(out)
     if "tiles1080" in which:
         bench_tiles1080(out)
+    if "text" in which:
+        bench_text(out)
+    if "panorama" in which:
+        bench_panorama(out)
     if "video1080" in which:
         bench_video1080(out)
     text = "\n".join(out)

@@ -132,3 +132,16 @@ def test_warping_error_static_vs_flicker():
     masks = reliability(-f, f)
     assert warping_error(seq, f, masks).item() < 1e-8
     assert math.isfinite(warping_error(seq, f, torch.zeros(2, 1, H, W)).item())
+
+
+def test_zoom_flow_moves_pixels_like_a_camera():
+    from stylevid.warp import zoom_flow
+
+    assert zoom_flow(7, 9).abs().max() == 0                      # scale 1, no turn, no shift: still
+    x = torch.zeros(1, 1, 9, 9)
+    x[0, 0, 4, 6] = 1.0                                          # 2 px right of the centre
+    at = lambda f: tuple((warp(x, f)[0, 0] > 0.5).nonzero()[0].tolist())
+    assert at(zoom_flow(9, 9, 1.0, 90.0)) == (2, 4)              # counter-clockwise on screen: now above
+    assert at(zoom_flow(9, 9, 1.0, 0.0, (1.0, 2.0))) == (6, 7)   # shifted right 1, down 2
+    y = warp(x, zoom_flow(9, 9, 2.0))                            # magnified: 4 px right, spread out
+    assert y[0, 0, 4, 8] > 0.2 and y[0, 0, 4, 6] == 0

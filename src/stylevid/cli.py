@@ -301,7 +301,7 @@ D = C.DreamConfig()
 @app.command()
 def dream(
     input: Path = typer.Argument(..., help="Photo, video, or equirectangular 360 photo to dream on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <input>_dream.png]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video \\[default: <input>_dream.png, .mp4 for a video or a zoom]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
     guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),
@@ -316,9 +316,14 @@ def dream(
     start: float = typer.Option(V.start, help="Video: start at this many seconds."),
     duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
-    crf: int = typer.Option(V.crf, help="Video: H.264 quality (0-51, lower is better)."),
-    restart: bool = typer.Option(False, help="Video: discard finished frames of an earlier run."),
-    keep_work: bool = typer.Option(False, help="Video: keep the work folder after success."),
+    crf: int = typer.Option(V.crf, help="Video or zoom: H.264 quality (0-51, lower is better)."),
+    restart: bool = typer.Option(False, help="Video or zoom: discard finished frames of an earlier run."),
+    keep_work: bool = typer.Option(False, help="Video or zoom: keep the work folder after success."),
+    zoom_frames: int = typer.Option(D.zoom_frames, help="Photo: make a zoom video of this many frames, each the last one magnified and dreamed again (0: a photo)."),
+    zoom: float = typer.Option(D.zoom, help="Zoom: magnification per frame (above 1 moves in)."),
+    zoom_rotate: float = typer.Option(D.zoom_rotate, help="Zoom: degrees turned per frame, counter-clockwise."),
+    zoom_steps: int = typer.Option(D.zoom_steps, help="Zoom: steps per octave on every frame after the first."),
+    fps: int = typer.Option(D.zoom_fps, help="Zoom: frames per second of the video."),
     save_every: int = typer.Option(D.save_every, help="Write an intermediate image every N steps."),
     seed: int = typer.Option(D.seed, help="Random seed (jitter)."),
     encoder: str = typer.Option(D.encoder, help="lite0, vgg16 or vgg19."),
@@ -336,7 +341,8 @@ def dream(
             encoder=encoder, weights=str(weights) if weights else None, offline=offline, device=device,
             layers=tuple(parse_layer(t) for t in layer), channels=tuple(parse_channel(t) for t in channel),
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
-            size=size, seed=seed, save_every=save_every)
+            size=size, seed=seed, save_every=save_every, zoom_frames=zoom_frames, zoom=zoom,
+            zoom_rotate=zoom_rotate, zoom_steps=zoom_steps, zoom_fps=fps)
         vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
         return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                          keep_work=keep_work, on_event=sink, projection=projection)

@@ -20,6 +20,7 @@ with respect to both the image and the flow.
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence, Union
 
 import torch
@@ -76,6 +77,27 @@ def warp(image: Tensor, flow: Tensor, wrap_x: bool = False, padding_mode: str = 
     gy = 2.0 * y / max(h - 1, 1) - 1.0
     grid = torch.stack([gx, gy], dim=-1)
     return F.grid_sample(image, grid, mode="bilinear", padding_mode=padding_mode, align_corners=True)
+
+
+def zoom_flow(h: int, w: int, scale: float = 1.0, degrees: float = 0.0, shift: tuple[float, float] = (0.0, 0.0),
+              device=None, dtype: torch.dtype = torch.float32) -> Tensor:
+    """The ``1×2×H×W`` flow of a camera move about the frame's centre: ``warp(x, zoom_flow(...))``
+    is ``x`` magnified ``scale`` times (> 1 zooms in), turned ``degrees`` counter-clockwise as seen
+    on screen, then moved by ``shift`` = (dx, dy) pixels (right, down).
+
+    Output pixel p shows the input at ``c + R(−degrees)(p − c − shift) / scale``. Zooming in only
+    reads inside the frame; a turn reads past the corners (pad with ``padding_mode="reflection"``).
+    """
+    ux = torch.arange(w, device=device, dtype=dtype).view(1, w) - (w - 1) / 2 - shift[0]   # u = p − c − shift
+    uy = torch.arange(h, device=device, dtype=dtype).view(h, 1) - (h - 1) / 2 - shift[1]
+    t = math.radians(degrees)
+    cos, sin = math.cos(t) / scale, math.sin(t) / scale
+    # On screen (y down) a counter-clockwise turn by t maps (x, y) to (x cos + y sin, −x sin + y cos);
+    # the source is its inverse applied to u: (x cos − y sin, x sin + y cos), divided by the scale.
+    # flow = source − p = R⁻¹u / scale − u − shift.
+    fx = ux * cos - uy * sin - ux - shift[0]
+    fy = ux * sin + uy * cos - uy - shift[1]
+    return torch.stack(torch.broadcast_tensors(fx, fy)).unsqueeze(0)
 
 
 def out_of_frame_mask(flow: Tensor, wrap_x: bool = False) -> Tensor:

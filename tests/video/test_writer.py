@@ -236,3 +236,29 @@ def test_write_error_is_write_failed(clips, tmp_path):
     assert r.returncode == 7, r.stdout + r.stderr
     assert "out.mp4" in r.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.npy"]
+
+
+# -- pictures alone (a zoom dream) ----------------------------------------------------------------
+
+def test_write_frames_at_a_constant_rate(tmp_path):
+    from stylevid.video import write_frames
+
+    pics = [np.full((31, 45, 3), 20 * k, np.uint8) for k in range(5)]
+    w = write_frames(lambda i: pics[i], 5, tmp_path / "p.mp4", fps=25, crf=0)
+    assert (w.frames, w.width, w.height) == (5, 45, 31)
+    assert video_times(w.path) == [Fraction(k, 25) for k in range(5)]
+    with av.open(str(w.path)) as c:
+        back = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv444p"       # odd sides kept exactly
+    assert all(np.abs(a.astype(int) - b).mean() < 2 for a, b in zip(back, pics))
+
+
+def test_write_frames_refuses_a_frame_of_another_size_and_leaves_nothing(tmp_path):
+    from stylevid.video import write_frames
+
+    pics = [np.zeros((32, 48, 3), np.uint8), np.zeros((32, 40, 3), np.uint8)]
+    with pytest.raises(BadInput, match="frame 1 is 40x32"):
+        write_frames(lambda i: pics[i], 2, tmp_path / "p.mp4")
+    with pytest.raises(BadInput, match="fps"):
+        write_frames(lambda i: pics[0], 1, tmp_path / "p.mp4", fps=0)
+    assert list(tmp_path.iterdir()) == []

@@ -30,10 +30,17 @@ The pixels climb an objective by normalized gradient ascent, octave by octave, w
   result is ``init`` itself.
 - mask (H×W in [0,1], black = untouched): multiplies both the carried detail and each update, so where
   the mask is 0 the output equals the content exactly.
+- zoom (a photo → a video, the classic infinite zoom; :func:`dream_zoom`): frame k starts from frame
+  k-1 magnified about its centre (``warp.zoom_flow``) and is dreamed again with fewer steps, so the
+  dream feeds on itself as the camera moves in.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
+import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -49,13 +56,16 @@ from ..config import ENCODER_LAYERS, PROJECTIONS, DreamConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
-from ..files import check_input, check_output
+from ..files import check_input, check_output, exclusive
 from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
-from ..runtime import generator, pick_device
+from ..runtime import generator, interruptible, pick_device
+from ..video import OUTPUT_FORMATS, write_frames
+from ..warp import warp, zoom_flow
 from .still import sidecar
 
 MIN_OCTAVE_SIDE = 32      # an octave smaller than this on its short side is dropped
+MAX_ZOOM_FRAMES = 100_000  # a zoom video's frames (over an hour at 24 fps)
 GUIDE_MAX_SIDE = 512      # the guide is encoded at most this long (its features are matched, not tiled)
 WRAP_PAD_MIN = 96         # wrap_x: columns of circular context on each side (at least) ...
 WRAP_PAD_FRACTION = 0.125  # ... or this fraction of the width
@@ -121,6 +131,16 @@ def validate(cfg: DreamConfig) -> list[Term]:
         raise BadInput(f"--jitter {cfg.jitter}: must be 0 or more")
     if cfg.save_every < 0:
         raise BadInput(f"--save-every {cfg.save_every}: must be 0 or more")
+    if not 0 <= cfg.zoom_frames <= MAX_ZOOM_FRAMES:
+        raise BadInput(f"--zoom-frames {cfg.zoom_frames}: 0 (a photo) or up to {MAX_ZOOM_FRAMES} frames")
+    if not (math.isfinite(cfg.zoom) and 0.5 <= cfg.zoom <= 2.0):
+        raise BadInput(f"--zoom {cfg.zoom}: magnification per frame, from 0.5 (out) to 2 (in); 1 stays put")
+    if not (math.isfinite(cfg.zoom_rotate) and abs(cfg.zoom_rotate) <= 45):
+        raise BadInput(f"--zoom-rotate {cfg.zoom_rotate}: degrees per frame, from -45 to 45")
+    if cfg.zoom_steps < 0:
+        raise BadInput(f"--zoom-steps {cfg.zoom_steps}: must be 0 or more")
+    if not 1 <= cfg.zoom_fps <= 240:
+        raise BadInput(f"--fps {cfg.zoom_fps}: from 1 to 240")
     table = {l.name: l for l in layer_table(cfg.encoder)}
     ts = terms(cfg)
     for name, ch, w in ts:
@@ -510,11 +530,119 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
                      use_temporal=False, offline=cfg.offline)
 
 
+def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:
+    """The next zoom frame's starting picture: ``previous`` magnified ``cfg.zoom`` times about its
+    centre and turned ``cfg.zoom_rotate`` degrees (reflected past the edges), as uint8."""
+    h, w = previous.shape[:2]
+    flow = zoom_flow(h, w, cfg.zoom, cfg.zoom_rotate)
+    return to_uint8(warp(to_tensor(previous), flow, padding_mode="reflection"))
+
+
+def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), crf: int = 18,
+               guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
+               restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
+               projection: str = "auto") -> Path:
+    """A photo becomes a video of ``cfg.zoom_frames`` frames at ``cfg.zoom_fps`` (the classic infinite
+    zoom): frame 0 is the photo dreamed; frame k is frame k-1 zoomed (:func:`zoom_frame`) and dreamed
+    again with ``cfg.zoom_steps`` steps per octave, so the dream feeds on itself as the camera moves in.
+
+    Resumable like ``stylevid video``: each finished frame is kept (PNG + sha256) in
+    ``.stylevid-work/<output>-<key>/``, keyed by the photo, guide, mask and every setting that changes
+    the frames; frame k depends only on the *saved* frame k-1 and its seed (seed, k), so a resumed run
+    gives the same video. Ctrl-C / SIGTERM / SIGHUP stop within a step (exit 130 / 143 / 129).
+    """
+    from .video import (WorkFolder, Watch, _clean_earlier_runs, _frame, _interrupted, _Stop, file_identity)
+
+    t_start = time.perf_counter()
+    if cfg.zoom_frames < 1:
+        raise BadInput(f"--zoom-frames {cfg.zoom_frames}: a zoom video needs at least 1 frame")
+    ipath, gpath, mpath = check_dream_inputs(image, "input image", guide, mask, cfg, projection)
+    out = Path(out) if out else default_output(ipath, ".mp4")
+    if out.suffix.lower() not in OUTPUT_FORMATS:
+        raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)}")
+    inputs = [p for p in (ipath, gpath, mpath) if p is not None]
+    check_output(out, inputs, overwrite)
+    picture = load_image(ipath, "input image")
+    from .panorama import detect_projection
+
+    if cfg.wrap_x or detect_projection(ipath, picture.shape[1], picture.shape[0], projection) == "equirect":
+        raise BadInput(f"{ipath}: a 360 picture has no centre to zoom into; --projection flat zooms into it "
+                       f"as a flat picture")
+    guide_image = load_image(gpath, "guide image") if gpath else None
+    mask_array = load_mask(mpath) if mpath else None
+    dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
+    h, w = fit_size(*picture.shape[:2], cfg.size)
+    if (h, w) != picture.shape[:2]:
+        picture = to_uint8(resize(to_tensor(picture), (h, w)))
+    n = cfg.zoom_frames
+    info(on_event, f"{ipath.name}: zooming {n} frames of {w}x{h} at {cfg.zoom_fps} fps, x{cfg.zoom:g}"
+                   f"{f' and {cfg.zoom_rotate:g}°' if cfg.zoom_rotate else ''} per frame, {cfg.steps} steps per "
+                   f"octave on frame 0 and {cfg.zoom_steps} after, on {dreamer.device} with {cfg.encoder} "
+                   f"({', '.join(_describe(t) for t in dreamer.terms)})")
+
+    # The work folder is keyed by everything that changes the frames (not the fps or crf).
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("zoom_fps", "save_every", "device", "offline")}
+    key_src = json.dumps({"input": file_identity(ipath), "others": [file_identity(p) for p in inputs[1:]],
+                          "size": [w, h], "zoom": settings}, sort_keys=True, default=str)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
+    lock_dir = out.parent / ".stylevid-work"
+    lock_dir.mkdir(exist_ok=True)
+    seconds: list[float] = []
+    try:
+        with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
+            work, stage = None, "frames"
+            try:
+                if restart and work_root.exists():
+                    shutil.rmtree(work_root)
+                _clean_earlier_runs(out, work_root, on_event)
+                work = WorkFolder(work_root, key, {"input": str(ipath), "others": [str(p) for p in inputs[1:]],
+                                                   "size": [w, h], "zoom": settings})
+                done = work.done_prefix()
+                if done:
+                    info(on_event, f"resuming: {done} finished frames found in {work_root}")
+                watch = Watch(on_event, flag)
+                dreamer.on_event = watch
+                previous = _frame(work, done - 1) if done else None
+                on_event(Progress("frames", done, n))
+                for k in range(done, n):
+                    t0 = time.perf_counter()
+                    if k == 0:
+                        result = dreamer.dream(picture, index=0, mask=mask_array)
+                    else:
+                        result = dreamer.dream(zoom_frame(previous, cfg), index=k, mask=mask_array,
+                                               steps=cfg.zoom_steps)
+                    previous = work.save(k, result)
+                    seconds.append(time.perf_counter() - t0)
+                    on_event(Progress("frames", k + 1, n))
+                    watch.check()
+                stage = "mux"
+                written = write_frames(lambda i: _frame(work, i), n, out, fps=cfg.zoom_fps, crf=crf,
+                                       overwrite=overwrite, inputs=tuple(inputs), on_event=on_event,
+                                       check=watch.check)
+            except (_Stop, KeyboardInterrupt) as e:
+                raise _interrupted(out, work, work_root, flag, e, stage) from None
+            sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
+                          "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
+                          "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
+                          "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,
+                          "size": [written.width, written.height], "video_codec": written.codec,
+                          "seconds": {"frames_painted_now": round(sum(seconds), 3),
+                                      "total": round(time.perf_counter() - t_start, 3)}})
+            if not keep_work:
+                shutil.rmtree(work_root, ignore_errors=True)
+    finally:
+        with contextlib.suppress(OSError):
+            lock_dir.rmdir()   # only when no other run's lock or kept frames are in it
+    return out
+
+
 def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), vcfg=None,
           guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
           restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
           projection: str = "auto") -> Path:
-    """Dream a photo or a video, whichever ``input`` is (:func:`is_video`); returns the output path.
+    """Dream a photo or a video, whichever ``input`` is (:func:`is_video`), or with ``cfg.zoom_frames``
+    turn a photo into a zoom video (:func:`dream_zoom`); returns the output path.
 
     Every option is checked first, the video ones (``vcfg``: window, flow, crf) even for a photo; for
     a photo, video options given other values than their defaults are ignored with a warning.
@@ -526,6 +654,15 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
     validate(cfg)
     if vcfg is not None:
         validate_video(vcfg)
+    if is_video(path) and cfg.zoom_frames:
+        raise BadInput(f"{path}: --zoom-frames makes a video from a photo; this is a video already")
+    if cfg.zoom_frames:
+        v = vcfg or VideoConfig()
+        ignored = [f"--{k}" for k in ("start", "duration", "flow") if getattr(v, k) != getattr(VideoConfig(), k)]
+        if ignored:
+            warn(on_event, f"{path}: {', '.join(ignored)} apply to video inputs only; ignored for a zoom")
+        return dream_zoom(path, out, cfg, v.crf, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
+                          keep_work=keep_work, on_event=on_event, projection=projection)
     if is_video(path):
         return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                            keep_work=keep_work, on_event=on_event, projection=projection)
@@ -546,5 +683,5 @@ def _describe(t: Term) -> str:
     return s if w == 1 else f"{s}×{w:g}"
 
 
-__all__ = ["Dreamer", "dream", "dream_image", "dream_video", "VIDEO_EXTENSIONS", "DreamPainter", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
+__all__ = ["Dreamer", "dream", "dream_image", "dream_video", "dream_zoom", "zoom_frame", "VIDEO_EXTENSIONS", "DreamPainter", "octave_sizes", "parse_layer", "parse_channel", "validate", "terms",
            "load_mask", "default_output", "is_video", "MIN_OCTAVE_SIDE"]

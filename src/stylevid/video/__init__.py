@@ -5,12 +5,13 @@
     count_frames(path, start, duration) -> int            frames in the window, without decoding
     assemble(input, get_frame, output, ...) -> Written    encode the stylized frames with the input's
                                                           timestamps, rotation, audio and subtitles
+    write_frames(get_frame, count, output, fps) -> Written  pictures alone at a constant frame rate
 """
 from __future__ import annotations
 
 from .probe import StreamInfo, VideoInfo, probe
 from .reader import Frame, count_frames, read_frames, scaled_size
-from .writer import OUTPUT_FORMATS, Written, assemble
+from .writer import OUTPUT_FORMATS, Written, assemble, write_frames
 
 __all__ = ["probe", "VideoInfo", "StreamInfo", "read_frames", "count_frames", "Frame", "scaled_size",
-           "assemble", "Written", "OUTPUT_FORMATS"]
+           "assemble", "write_frames", "Written", "OUTPUT_FORMATS"]

@@ -169,6 +169,74 @@ def assemble(
     return Written(out_path, written, width, height, vcodec, tuple(audio_modes), n_subs)
 
 
+def write_frames(
+    get_frame: Callable[[int], np.ndarray],
+    count: int,
+    output_path,
+    *,
+    fps: int = 24,
+    crf: int = 18,
+    codec: str | None = None,
+    overwrite: bool = False,
+    inputs: tuple = (),
+    on_event: Sink = null_sink,
+    check: Callable[[], None] | None = None,
+) -> Written:
+    """Write ``count`` pictures ``get_frame(0 … count-1)`` (uint8 H×W×3, all one size) as a video at a
+    constant ``fps``, with no input video behind it (a zoom dream). Same encoding, temporary name and
+    frame-count check as :func:`assemble`; ``inputs`` are the files it must not overwrite."""
+    if not isinstance(crf, int) or not 0 <= crf <= 51:
+        raise BadInput(f"crf must be a whole number from 0 to 51, got {crf!r}")
+    if not isinstance(fps, int) or not 1 <= fps <= 240:
+        raise BadInput(f"fps must be a whole number from 1 to 240, got {fps!r}")
+    out_path = check_output(output_path, [Path(p) for p in inputs], overwrite)
+    fmt = output_format(out_path)
+    vcodec = video_encoder(codec, on_event)
+    first = _image(get_frame, 0, out_path)
+    height, width = first.shape[:2]
+    pix_fmt = pixel_format(vcodec, width, height)
+    check = check or _no_check
+    with atomic_path(out_path) as tmp:
+        # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
+        out = av.open(str(tmp), "w", format=fmt)
+        try:
+            ovs = out.add_stream(vcodec, rate=fps)
+            ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
+            # Trap: the encoder rescales frame pts into codec_context.time_base; set it with the stream's.
+            ovs.time_base = ovs.codec_context.time_base = Fraction(1, fps)
+            if vcodec == "libx264":
+                ovs.options = {"crf": str(crf)}
+            else:
+                ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
+                ovs.bit_rate = int(width * height * fps * 0.5)
+            cc = ovs.codec_context
+            cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
+            cc.color_primaries, cc.color_trc = int(ColorPrimaries.BT709), int(ColorTrc.BT709)
+            on_event(Progress("assemble", 0, count))
+            for i in range(count):
+                check()
+                image = first if i == 0 else _image(get_frame, i, out_path)
+                if image.shape[:2] != (height, width):
+                    raise BadInput(f"{out_path}: frame {i} is {image.shape[1]}x{image.shape[0]}, "
+                                   f"frame 0 {width}x{height}")
+                frame = _to_frame(image, width, height, pix_fmt)
+                frame.pts, frame.time_base = i, Fraction(1, fps)
+                out.mux(ovs.encode(frame))
+                on_event(Progress("assemble", i + 1, count))
+            out.mux(ovs.encode(None))   # flush: the encoder holds the last frames
+            out.close()                 # writes the trailer (the MP4 index): may fail on a full disk
+        except BaseException as e:
+            with contextlib.suppress(Exception):
+                out.close()
+            if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
+                if isinstance(e, OSError):
+                    raise write_failed(out_path, e) from e
+                raise WriteFailed(f"{out_path}: encoding failed ({reason(e)})") from e
+            raise
+        _verify(tmp, fmt, count, out_path)
+    return Written(out_path, count, width, height, vcodec, (), 0)
+
+
 def pixel_format(vcodec: str, width: int, height: int) -> str:
     """The encoded pixel format: yuv420p whenever it can hold the size exactly.
 
