@@ -66,6 +66,41 @@ def test_image_options_reach_the_config(work):
     assert cfg["content_layers"] == ["block4"] and cfg["preserve_colors"] is True and cfg["seed"] == 3
 
 
+def test_image_paints_several_photos_in_one_run(work):
+    (work / "out").mkdir()
+    Image.open(work / "photo.png").transpose(Image.FLIP_LEFT_RIGHT).save(work / "other.png")
+    r = runner().invoke(app, ["image", "photo.png", "other.png", "-s", "paint.png", "-o", "out", *FAST])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "out/photo_paint.png\nout/other_paint.png\n"          # in order, paths only
+    a, b = load_image(work / "out/photo_paint.png"), load_image(work / "out/other_paint.png")
+    # each output is its own photo painted: the mirrored photo gives (nearly) the mirrored painting
+    assert np.abs(a[:, ::-1].astype(int) - b).mean() < 0.5 * np.abs(a.astype(int) - b).mean()
+    r = runner().invoke(app, ["image", "photo.png", "other.png", "-s", "paint.png", *FAST])    # no -o: here
+    assert r.exit_code == 0 and r.stdout == "photo_paint.png\nother_paint.png\n"
+
+
+def test_a_batch_is_checked_whole_before_the_first_photo_is_painted(work):
+    (work / "sub").mkdir()
+    (work / "sub" / "photo.png").write_bytes((work / "photo.png").read_bytes())
+    _fails(["image", "photo.png", "sub/photo.png", "-s", "paint.png", "-o", "x.png", *FAST], 2, "existing folder")
+    _fails(["image", "photo.png", "missing.png", "-s", "paint.png", *FAST], 3, "missing.png")
+    _fails(["image", "photo.png", "sub/photo.png", "-s", "paint.png", *FAST], 2, "would both write photo_paint.png")
+    (work / "photo_paint.png").write_bytes(b"keep")
+    _fails(["image", "sub/photo.png", "-s", "paint.png", "-o", "photo_paint.png", *FAST], 6, "exists")
+    _fails(["image", "photo.png", "photo_paint.png", "-s", "paint.png", "--overwrite", *FAST], 6,
+           "overwrite an input")                  # photo.png's output would be the second photo
+    assert sorted(p.name for p in work.iterdir()) == ["paint.png", "photo.png", "photo_paint.png", "sub"]
+    assert (work / "photo_paint.png").read_bytes() == b"keep"
+
+
+def test_a_batch_that_fails_part_way_still_prints_what_it_finished(work):
+    (work / "broken.png").write_bytes((work / "photo.png").read_bytes()[:200])   # truncated: fails to decode
+    r = runner().invoke(app, ["image", "photo.png", "broken.png", "-s", "paint.png", *FAST])
+    assert r.exit_code == 4, r.stderr
+    assert r.stdout == "photo_paint.png\n" and (work / "photo_paint.png").is_file()
+    assert "broken.png" in r.stderr
+
+
 def _fails(args: list[str], code: int, *words: str) -> None:
     r = runner().invoke(app, args)
     assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)

@@ -87,13 +87,15 @@ def run(fn, quiet: bool = False):
     try:
         with Renderer(quiet) as r:
             result = fn(r)
-    except StylevidError as e:
+    except (StylevidError, KeyboardInterrupt) as e:
+        for p in getattr(e, "finished", ()):   # a batch that stopped part way: what it finished
+            print(p)
+        if isinstance(e, KeyboardInterrupt):
+            signum = getattr(e, "signum", 2)
+            err.print(f"[red]error:[/] interrupted by {_SIGNALS.get(signum, 'a signal')}", highlight=False)
+            raise typer.Exit(128 + signum)
         err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(e.code)
-    except KeyboardInterrupt as e:   # a command without a stop flag, or a second signal outside a pipeline's care
-        signum = getattr(e, "signum", 2)
-        err.print(f"[red]error:[/] interrupted by {_SIGNALS.get(signum, 'a signal')}", highlight=False)
-        raise typer.Exit(128 + signum)
     for p in result if isinstance(result, (list, tuple)) else [result]:
         if p is not None:
             print(p)
@@ -171,7 +173,7 @@ def style_config(**kw) -> C.StyleConfig:
 
 @app.command()
 def image(
-    content: Path = typer.Argument(..., help="Photo to paint."),
+    content: List[Path] = typer.Argument(..., help="Photo(s) to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <content>_<style>.png]."),
     style_blend: Optional[str] = O_BLEND,
@@ -210,7 +212,7 @@ def image(
     overwrite: bool = O_OVERWRITE,
     quiet: bool = O_QUIET,
 ):
-    """Paint a photo in the style of one or more paintings."""
+    """Paint photos in the style of one or more paintings."""
     kw = dict(locals())
     from .pipelines.panorama import stylize_panorama
 
@@ -218,10 +220,25 @@ def image(
         kw.pop(k)
 
     def job(sink):
+        from .files import check_input
+        from .pipelines.still import plan_outputs
+
+        # Every photo, style and output is checked before the first is painted.
+        cfg = style_config(**kw)
+        plan = plan_outputs(content, [check_input(s, "style image") for s in style], output, overwrite)
+        if export_cubemap is not None and len(plan) > 1:
+            raise BadInput("--export-cubemap takes one photo")
         # stylize_panorama detects the projection (says which ran) and runs the flat path for flat pictures
         pano = C.PanoramaConfig(projection=projection, views=views, face_size=face_size)
-        return stylize_panorama(content, style, output, style_config(**kw), pano, overwrite=overwrite, on_event=sink,
-                                export_cubemap_dir=export_cubemap)
+        done: list[Path] = []
+        try:
+            for photo, out in plan:
+                done.append(stylize_panorama(photo, style, out, cfg, pano, overwrite=overwrite, on_event=sink,
+                                             export_cubemap_dir=export_cubemap))
+        except (StylevidError, KeyboardInterrupt) as e:
+            e.finished = done   # run() prints them: what was painted before the stop is not lost
+            raise
+        return done
 
     run(job, quiet)
 

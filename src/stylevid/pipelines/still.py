@@ -265,6 +265,35 @@ def default_output(content: Path, styles: Sequence[Path], ext: str = ".png") -> 
     return Path(f"{content.stem}_{'+'.join(s.stem for s in styles)}{ext}")
 
 
+def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: str | Path | None,
+                 overwrite: bool = False) -> list[tuple[Path, Path]]:
+    """The (photo, output) pairs of a batch, every one checked before any work starts.
+
+    Outputs: ``out`` for one photo; inside ``out`` when it is an existing folder (default names);
+    default names in the current folder otherwise. Refused: several photos with an ``out`` that is
+    not a folder, two photos giving one output name, an output that is one of the batch's inputs
+    (it would be overwritten before it is read), an output that exists (without ``overwrite``).
+    """
+    if not contents:
+        raise BadInput("give at least one photo")
+    paths = [check_input(c, "content image") for c in contents]
+    folder = Path(out) if out is not None and Path(out).is_dir() else None
+    if out is not None and folder is None and len(paths) > 1:
+        raise BadInput(f"-o {out}: with {len(paths)} photos, -o must be an existing folder")
+    outs = [(folder / default_output(c, styles) if folder else Path(out) if out is not None
+             else default_output(c, styles)) for c in paths]
+    seen: dict[Path, Path] = {}
+    for c, o in zip(paths, outs):
+        key = o.resolve()
+        if key in seen:
+            raise BadInput(f"{seen[key]} and {c} would both write {o}; paint them into different folders (-o)")
+        seen[key] = c
+    everything = [*paths, *styles]
+    for o in outs:
+        check_output(o, everything, overwrite)
+    return list(zip(paths, outs))
+
+
 def sidecar(out: Path, record: dict) -> Path:
     """JSON beside the output with every resolved setting, versions and timings."""
     path = out.with_name(out.name + ".json")
