@@ -492,25 +492,15 @@ def test_dream_existing_output_is_refused_and_kept(d, tmp_path, inp, out):
     assert (tmp_path / out).read_bytes() == b"keep me" and sorted(tmp_path.iterdir()) == [tmp_path / out]
 
 
-def test_ctrl_c_during_a_dream_video_keeps_frames_and_resumes_to_the_same_video(d, tmp_path, monkeypatch):
-    import signal
-
-    from stylevid.pipelines import video as V
+def test_ctrl_c_during_a_dream_video_keeps_frames_and_resumes_to_the_same_video(d, tmp_path, monkeypatch,
+                                                                               stop_after):
     from tests.cli_helpers import finished_frames, sha256
 
     args = lambda out: ("dream", d / "clip.mp4", "-o", out, *FAST_DREAM)   # noqa: E731
     whole = tmp_path / "whole.mp4"
     assert invoke(*args(whole)).exit_code == 0
     out = tmp_path / "stopped.mp4"
-    save = V.WorkFolder.save
-
-    def saving(self, t, image):
-        result = save(self, t, image)
-        if t == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return result
-
-    monkeypatch.setattr(V.WorkFolder, "save", saving)
+    stop_after(2)
     r = invoke(*args(out))
     assert r.exit_code == 130, r.stderr
     one_error_line(r.stderr, out, "Ctrl-C", "2 finished frames", "run the same command again to resume")

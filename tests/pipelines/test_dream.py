@@ -17,18 +17,7 @@ from stylevid.losses import gram
 from stylevid.pipelines import dream as D
 from stylevid.pipelines.dream import Dreamer, dream_image, octave_sizes, parse_channel, parse_layer, validate
 
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 TINY = DreamConfig(size=64, octaves=2, steps=6, step_size=0.01, jitter=4, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def photo(tmp_path_factory) -> Path:
-    """A small copy of a bundled sample (80x53-ish)."""
-    p = tmp_path_factory.mktemp("pics") / "photo.png"
-    im = Image.open(SAMPLES / "chelsea.jpg").convert("RGB")
-    im.thumbnail((80, 80))
-    im.save(p)
-    return p
 
 
 def smooth_noise(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -64,23 +64,6 @@ def pix_fmt(path) -> str:
         return c.streams.video[0].codec_context.pix_fmt
 
 
-@pytest.fixture
-def stop_after(monkeypatch):
-    """``stop_after(k, signum)``: deliver ``signum`` to this process right after frame k-1 is saved."""
-    def arm(k: int, signum: int = signal.SIGINT, times: int = 1):
-        save = V.WorkFolder.save
-
-        def saving(self, t, image):
-            result = save(self, t, image)
-            if t == k - 1:
-                for _ in range(times):
-                    os.kill(os.getpid(), signum)
-            return result
-
-        monkeypatch.setattr(V.WorkFolder, "save", saving)
-    return arm
-
-
 # -- what goes in comes out ------------------------------------------------------------------------
 
 def test_cli_prints_only_the_output_path(ref):

@@ -34,7 +34,7 @@ from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, StyleConfig, VideoConfi
 from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, atomic_write_text, check_input, check_output, clean_stale_temporaries, exclusive
-from ..flow import FlowCache, FlowPrefetcher, estimate_flow, to_tensor as flow_tensor
+from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
 from ..images import load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
@@ -228,63 +228,78 @@ class StylePainter:
         return rs(x, (h, w)).clamp(0, 1), used
 
 
-class StereoPainter:
-    """Paints a stereo frame (both eyes in one picture, ``layout`` "top-bottom" or "left-right", left
-    eye first) eye by eye, so that the eyes match: the left eye as a mono frame, the right eye warm
-    from the left one warped by the disparity flow between them, with the temporal loss keeping it
-    there where that flow is reliable (and to its own previous frame after that).
+class Eyes:
+    """The two eyes of a stereo frame, ``layout`` "top-bottom" or "left-right" (left eye first), for
+    H×W×C arrays and B×C×H×W tensors alike."""
 
-    The flows between frames come from the whole stereo picture, as for a mono frame; a pixel whose
-    flow crosses into the other eye is left to the forward-backward check.
-    """
-
-    def __init__(self, make_inner: Callable[[int], StylePainter], layout: str, vcfg: VideoConfig,
-                 wrap_x: bool, device, flow_kw: dict):
-        self.make_inner, self.layout, self.vcfg, self.wrap_x = make_inner, layout, vcfg, wrap_x
-        self.device, self.flow_kw, self.inner = device, flow_kw, None
+    def __init__(self, layout: str):
+        self.layout = layout
 
     def _axis(self, ndim: int) -> int:
         return (0 if ndim == 3 else -2) if self.layout == "top-bottom" else (1 if ndim == 3 else -1)
 
     def split(self, x):
-        """(left eye, right eye) of an image (H×W×C array) or a B×C×H×W tensor."""
+        """(left eye, right eye)."""
         ax = self._axis(x.ndim)
         n = x.shape[ax] // 2
         if isinstance(x, np.ndarray):
-            return np.split(x, 2, axis=ax)
+            return tuple(np.split(x, 2, axis=ax))
         return x.narrow(ax, 0, n), x.narrow(ax, n, n)
+
+    def join(self, left, right):
+        if isinstance(left, np.ndarray):
+            return np.concatenate([left, right], axis=self._axis(left.ndim))
+        return torch.cat([left, right], dim=self._axis(left.ndim))
+
+
+class StereoPainter:
+    """Paints a stereo frame (both eyes in one picture, see :class:`Eyes`) eye by eye, so that the
+    eyes match: the left eye as a mono frame, the right eye warm from the left one warped by the
+    disparity flow between them, with the temporal loss keeping it there where that flow is reliable
+    (and to its own previous frame after that).
+
+    ``disparity(t, left, right)`` gives the (left → right, right → left) flow pair of frame t; the
+    frame loop prefetches it in a thread (:func:`_run`), else it is computed here. The references to
+    earlier frames come per eye too (each eye's own flows, wrapping within the eye in 360).
+    """
+
+    def __init__(self, make_inner: Callable[[int], StylePainter], layout: str, vcfg: VideoConfig,
+                 wrap_x: bool, device, flow_kw: dict):
+        self.make_inner, self.eyes, self.vcfg, self.wrap_x = make_inner, Eyes(layout), vcfg, wrap_x
+        self.device, self.flow_kw, self.inner = device, flow_kw, None
+        self.disparity: Callable[[int, np.ndarray, np.ndarray], tuple] = (
+            lambda t, left, right: flow_pair_np(left, right, vcfg.flow, wrap_x, **flow_kw))
+
+    def split(self, x):
+        return self.eyes.split(x)
 
     def _painter(self, eye: np.ndarray) -> StylePainter:
         if self.inner is None:
             self.inner = self.make_inner(max(eye.shape[:2]))
         return self.inner
 
-    def _from_left(self, left_out: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple:
+    def _from_left(self, left_out: np.ndarray, left: np.ndarray, right: np.ndarray, t: int) -> tuple:
         """The painted left eye warped onto the right eye, with its reliability mask."""
-        v, dev = self.vcfg, self.device
-        f = flow_tensor(estimate_flow(right, left, v.flow, self.wrap_x, **self.flow_kw), dev)
-        b = flow_tensor(estimate_flow(left, right, v.flow, self.wrap_x, **self.flow_kw), dev)
-        mask = reliability(b, f, self.wrap_x) * (1 - carried_from_edge(f, v.edge_band, self.wrap_x))
+        dev = self.device
+        b, f = (flow_tensor(x, dev) for x in self.disparity(t, left, right))   # left → right, right → left
+        mask = reliability(b, f, self.wrap_x) * (1 - carried_from_edge(f, self.vcfg.edge_band, self.wrap_x))
         return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
-
-    def _join(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        return np.concatenate([left, right], axis=self._axis(3))
 
     def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
         left, right = self.split(content)
         painter = self._painter(left)
         lo, n_left = painter.cold(left, t)
-        ro, n_right = painter.warm(right, [self._from_left(lo, left, right)], t)
-        return self._join(lo, ro), n_left + n_right
+        ro, n_right = painter.warm(right, [self._from_left(lo, left, right, t)], t)
+        return self.eyes.join(lo, ro), n_left + n_right
 
     def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
         left, right = self.split(content)
         painter = self._painter(left)
         eyes = [(self.split(w), self.split(m)) for w, m in previous]
         lo, n_left = painter.warm(left, [(w[0], m[0]) for w, m in eyes], t)
-        refs = [self._from_left(lo, left, right), *[(w[1], m[1]) for w, m in eyes]]
+        refs = [self._from_left(lo, left, right, t), *[(w[1], m[1]) for w, m in eyes]]
         ro, n_right = painter.warm(right, refs, t)
-        return self._join(lo, ro), n_left + n_right
+        return self.eyes.join(lo, ro), n_left + n_right
 
 
 def stereo_layout(meta, vcfg: VideoConfig) -> str:
@@ -349,18 +364,19 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg), "stereo": stereo}, spaths,
                      overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
                      record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
-                     use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline)
+                     use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo)
 
 
 def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object], vcfg: VideoConfig,
               settings: dict, extra_inputs: Sequence[Path] = (), overwrite: bool = False, restart: bool = False,
               keep_work: bool = False, on_event: Sink = null_sink, wrap_x: bool = False, record: dict | None = None,
-              use_temporal: bool = True, offline: bool = False) -> Path:
+              use_temporal: bool = True, offline: bool = False, stereo: str = "") -> Path:
     """The resumable frame loop shared by ``stylize_video`` and video dream.
 
     ``make_painter(long_edge, sink)`` returns an object with ``cold(content, t)`` and
     ``warm(content, previous, t)`` (each → (uint8 image, iterations used)) and a ``device``;
-    ``settings`` (with ``vcfg``) key the work folder.
+    ``settings`` (with ``vcfg``) key the work folder. ``stereo``: the painter is a
+    :class:`StereoPainter` of that layout (flows per eye, see :func:`_run`).
     """
     t_start = time.perf_counter()
     validate_video(vcfg)
@@ -398,7 +414,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                 if done:
                     info(on_event, f"resuming: {done} finished frames found in {work_root}")
                 watch = Watch(on_event, flag)
-                stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline)
+                stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline, stereo)
                 stage = "mux"
                 n = stats["frames"]
                 # The mux polls the stop flag at every packet: a signal aborts it at once (its
@@ -473,8 +489,11 @@ def _frame(work: WorkFolder, i: int) -> np.ndarray:
     return img
 
 
-def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline) -> dict:
-    """Paint every frame of the window not yet in the work folder."""
+def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline, stereo="") -> dict:
+    """Paint every frame of the window not yet in the work folder.
+
+    ``stereo`` ("top-bottom" / "left-right"): the flows between frames are each eye's own (in 360
+    each eye wraps around by itself), prefetched like the disparity flows between the eyes."""
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
     size = _working_size(vcfg, meta)
@@ -489,24 +508,40 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     cold_s, warm_s = [], []                 # seconds per painted frame (flow wait included)
     t0 = time.perf_counter()
     flow_kw = {"weights_path": raft_file(offline)} if vcfg.flow == "raft" else {}
-    with FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw) as pre:
+    eyes = Eyes(stereo) if stereo else None
+    # One prefetcher per picture whose flows are needed: the frame, or each eye and the pair of eyes.
+    picks = [lambda x: x] if eyes is None else [lambda x: eyes.split(x)[0], lambda x: eyes.split(x)[1]]
+    with contextlib.ExitStack() as stack:
+        pres = [stack.enter_context(FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw))] if eyes is None else [
+            stack.enter_context(FlowPrefetcher(vcfg.flow, wrap_x, cache=FlowCache(cache.folder / name), **flow_kw))
+            for name in ("left", "right", "disparity")]
         it = iter(frames)
         cur = next(it, None)
         while cur is not None:
             nxt = next(it, None)
             t = cur.index
             content = cur.image
-            # Start the next pair's flow now: it runs in a thread while this frame optimizes.
+            # Start the next frame's flows now: they run in threads while this frame optimizes.
             if nxt is not None and nxt.index >= done and needs_flow:
-                pre.submit(nxt.index, content, nxt.image)
+                for pick, pre in zip(picks, pres):
+                    pre.submit(nxt.index, pick(content), pick(nxt.image))
+            if nxt is not None and nxt.index >= done and eyes is not None:
+                pres[2].submit(nxt.index, *eyes.split(nxt.image))
             result = work.load(t) if t < done else None
             if result is None:
                 if painter is None:
                     painter = make_painter(max(content.shape[:2]), watch)
+                    if eyes is not None:
+                        painter.disparity = pres[2].get
                 tf = time.perf_counter()
                 previous = []
                 if t > 0 and needs_flow:
-                    previous = _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, painter.device)
+                    refs = [_references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, painter.device, pick)
+                            for pick, pre in zip(picks, pres)]
+                    # A new shot in either eye is a new shot; the eyes' references are joined back
+                    # into frames (the stereo painter splits them again).
+                    previous = [] if not all(refs) else refs[0] if eyes is None else [
+                        (eyes.join(wl, wr), eyes.join(ml, mr)) for (wl, ml), (wr, mr) in zip(*refs)]
                 if previous:
                     result, used = painter.warm(content, previous, t)
                     warm_its.append(used)
@@ -534,21 +569,23 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
             "seconds_per_new_frame": round(elapsed / max(1, n - done), 3)}
 
 
-def _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, dev) -> list:
-    """Earlier outputs warped onto frame t with their reliability masks, nearer first; [] at a new shot."""
-    fwd, bwd = pre.get(t, contents[t - 1], content)
+def _references(vcfg, t, content, contents, history, pre, wrap_x, flow_kw, dev, pick=lambda x: x) -> list:
+    """Earlier outputs warped onto frame t with their reliability masks, nearer first; [] at a new shot.
+    ``pick`` takes the part of each frame the flows are for (an eye of a stereo frame; all of it)."""
+    content = pick(content)
+    fwd, bwd = pre.get(t, pick(contents[t - 1]), content)
     fwd, bwd = flow_tensor(fwd, dev), flow_tensor(bwd, dev)
     mask = reliability(fwd, bwd, wrap_x)
     if float(mask.mean()) < vcfg.cut_threshold:
         return []  # a new shot: the old picture must not be dragged into it
     mask = mask * (1 - carried_from_edge(bwd, vcfg.edge_band, wrap_x))
-    previous = [(warp(to_tensor(history[t - 1], dev), bwd, wrap_x), mask)]
+    previous = [(warp(to_tensor(pick(history[t - 1]), dev), bwd, wrap_x), mask)]
     for j in vcfg.long_term:
         if j > 1 and t - j in history:
-            f = flow_tensor(estimate_flow(content, contents[t - j], vcfg.flow, wrap_x, **flow_kw), dev)
-            b = flow_tensor(estimate_flow(contents[t - j], content, vcfg.flow, wrap_x, **flow_kw), dev)
+            f = flow_tensor(estimate_flow(content, pick(contents[t - j]), vcfg.flow, wrap_x, **flow_kw), dev)
+            b = flow_tensor(estimate_flow(pick(contents[t - j]), content, vcfg.flow, wrap_x, **flow_kw), dev)
             m = reliability(b, f, wrap_x) * (1 - carried_from_edge(f, vcfg.edge_band, wrap_x))
-            previous.append((warp(to_tensor(history[t - j], dev), f, wrap_x), m))
+            previous.append((warp(to_tensor(pick(history[t - j]), dev), f, wrap_x), m))
     return previous
 
 

@@ -154,13 +154,7 @@ def assemble(
                     (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check)
                 out.close()   # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
-            with contextlib.suppress(Exception):
-                out.close()
-            if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
-                if isinstance(e, OSError):
-                    raise write_failed(out_path, e) from e
-                raise WriteFailed(f"{out_path}: encoding failed ({reason(e, logs)})") from e
-            raise
+            _failed(e, out, out_path, logs)
         if meta.spherical:
             _keep_spherical(tmp, fmt, out_path, meta.stereo, on_event)
         _verify(tmp, fmt, written, out_path)
@@ -200,18 +194,9 @@ def write_frames(
         # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
         out = av.open(str(tmp), "w", format=fmt)
         try:
-            ovs = out.add_stream(vcodec, rate=fps)
-            ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
+            ovs = _video_stream(out, vcodec, fps, (width, height, pix_fmt), crf)
             # Trap: the encoder rescales frame pts into codec_context.time_base; set it with the stream's.
             ovs.time_base = ovs.codec_context.time_base = Fraction(1, fps)
-            if vcodec == "libx264":
-                ovs.options = {"crf": str(crf)}
-            else:
-                ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
-                ovs.bit_rate = int(width * height * fps * 0.5)
-            cc = ovs.codec_context
-            cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
-            cc.color_primaries, cc.color_trc = int(ColorPrimaries.BT709), int(ColorTrc.BT709)
             on_event(Progress("assemble", 0, count))
             for i in range(count):
                 check()
@@ -226,15 +211,38 @@ def write_frames(
             out.mux(ovs.encode(None))   # flush: the encoder holds the last frames
             out.close()                 # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
-            with contextlib.suppress(Exception):
-                out.close()
-            if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
-                if isinstance(e, OSError):
-                    raise write_failed(out_path, e) from e
-                raise WriteFailed(f"{out_path}: encoding failed ({reason(e)})") from e
-            raise
+            _failed(e, out, out_path, [])
         _verify(tmp, fmt, count, out_path)
     return Written(out_path, count, width, height, vcodec, (), 0)
+
+
+def _video_stream(out, vcodec: str, rate, dims: tuple[int, int, str], crf: int):
+    """The output's video stream: size, pixel format, quality, and BT.709 limited-range tags."""
+    width, height, pix_fmt = dims
+    ovs = out.add_stream(vcodec, rate=rate)
+    ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
+    if vcodec == "libx264":
+        ovs.options = {"crf": str(crf)}
+    else:
+        ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
+        ovs.bit_rate = int(width * height * float(rate) * 0.5)
+    # Tag what we encode: BT.709 limited range (untagged HD is guessed 709, SD 601: be explicit).
+    cc = ovs.codec_context
+    cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
+    cc.color_primaries, cc.color_trc = int(ColorPrimaries.BT709), int(ColorTrc.BT709)
+    return ovs
+
+
+def _failed(e: BaseException, out, out_path: Path, logs: list):
+    """Close the half-written container and raise what the failure means: a full disk or another
+    OS error as WriteFailed with its reason, an FFmpeg error as "encoding failed", ours unchanged."""
+    with contextlib.suppress(Exception):
+        out.close()
+    if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
+        if isinstance(e, OSError):
+            raise write_failed(out_path, e) from e
+        raise WriteFailed(f"{out_path}: encoding failed ({reason(e, logs)})") from e
+    raise e
 
 
 def pixel_format(vcodec: str, width: int, height: int) -> str:
@@ -263,8 +271,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
 
     # -- video: same time_base as the input, so every pts is copied exactly.
     rate = vs.average_rate or vs.guessed_rate or Fraction(25)
-    ovs = out.add_stream(vcodec, rate=Fraction(rate).limit_denominator(1001))
-    ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
+    ovs = _video_stream(out, vcodec, Fraction(rate).limit_denominator(1001), dims, crf)
     tb = vs.time_base
     enc_tb = tb
     if vcodec == "mpeg4" and tb.denominator > 65535:
@@ -272,15 +279,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     # Trap: the encoder rescales frame pts into codec_context.time_base (default 1/rate); set both.
     ovs.time_base = enc_tb
     ovs.codec_context.time_base = enc_tb
-    if vcodec == "libx264":
-        ovs.options = {"crf": str(crf)}
-    else:
-        ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
-        ovs.bit_rate = int(width * height * float(rate) * 0.5)
-    # Tag what we encode: BT.709 limited range (untagged HD is guessed 709, SD 601: be explicit).
     cc = ovs.codec_context
-    cc.colorspace, cc.color_range = int(Colorspace.ITU709), int(ColorRange.MPEG)
-    cc.color_primaries, cc.color_trc = int(ColorPrimaries.BT709), int(ColorTrc.BT709)
     if vs.sample_aspect_ratio and vs.sample_aspect_ratio != 1:
         cc.sample_aspect_ratio = vs.sample_aspect_ratio
     if meta.display_matrix is not None:
