@@ -114,6 +114,11 @@ def test_stereo_layouts_painted_eye_by_eye_need_two_equal_eyes():
     # At the working size: 1920x1080 at --size 256 is 256x144 (even), at --size 250 250x141 (odd).
     assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=256)) == "top-bottom"
     assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=250)) == ""
+    said = []
+    stereo_layout(NS(stereo="top-bottom", width=64, height=65, path="c.mp4"), native, said.append, "dreamed")
+    assert [(e.level, e.text) for e in said] == [
+        ("warning", "c.mp4: stereo 360 (top-bottom) with an odd side: both eyes are dreamed as one picture, so "
+                    "they will not match")]
 
 
 def test_stereo_references_follow_each_eye_around_its_own_seam():

@@ -488,6 +488,34 @@ class DreamPainter:
                                  steps=self.warm_steps)
         return out, self.warm_steps * cfg.octaves
 
+    def other_eye(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+        """The right eye of a stereo frame: the left eye's dream warped by the disparity flow
+        (``previous[0]``) wherever that warp is reliable, kept exactly; only the rest (what the left
+        eye cannot see) is dreamed, ``warm_steps`` per octave. Dreaming it all again would move the
+        eyes apart by the steps' own strokes."""
+        warped, m = previous[0]
+        start = to_uint8(m * warped + (1 - m) * to_tensor(content, self.device))
+        rest = 1 - m[0, 0]
+        user = self._mask(*content.shape[:2])
+        if user is not None:
+            rest = rest * torch.from_numpy(user).to(rest)
+        if float(rest.max()) == 0:
+            return start, 0
+        cfg = self.dreamer.cfg
+        out = self.dreamer.dream(start, seed=cfg.seed, index=t, mask=rest, steps=self.warm_steps)
+        return out, self.warm_steps * cfg.octaves
+
+
+def eye_mask(mask: np.ndarray, layout: str, width: int, height: int) -> np.ndarray:
+    """The mask for each eye of a stereo video: its first half when it was drawn over the whole
+    stacked frame (its shape is nearer the frame's than an eye's), else the mask as it is."""
+    from .video import Eyes
+
+    frame = width / height
+    eye = frame / 2 if layout == "left-right" else frame * 2
+    aspect = mask.shape[1] / mask.shape[0]
+    return Eyes(layout).split(mask)[0] if abs(math.log(aspect / frame)) < abs(math.log(aspect / eye)) else mask
+
 
 def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 vcfg=None, guide: str | Path | None = None, mask: str | Path | None = None,
@@ -498,7 +526,8 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     window, flow, iterations ratio, crf)."""
     from ..config import VideoConfig
     from ..video import probe
-    from .video import run_video
+    from ..weights import raft_file
+    from .video import StereoPainter, run_video, stereo_layout
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
@@ -509,25 +538,31 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     cfg = replace(cfg, wrap_x=wrap)
     if wrap:
         info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
-    if meta.stereo:
-        warn(on_event, f"{vpath.name}: stereo 360 ({meta.stereo}): both eyes are dreamed as one picture, so the "
-                       f"dream will not match between the eyes (stylevid video paints them eye by eye)")
+    stereo = stereo_layout(meta, vcfg, on_event, "dreamed") if wrap else ""
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
+    if stereo and mask_array is not None:
+        mask_array = eye_mask(mask_array, stereo, meta.width, meta.height)
     warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
     # The device and the weights are checked now: a bad one must fail before a work folder is made.
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
 
-    def make_painter(size: int, sink: Sink) -> DreamPainter:
+    def make_painter(size: int, sink: Sink):
         dreamer.on_event = sink
-        return DreamPainter(dreamer, warm_steps, mask_array)
+        if not stereo:
+            return DreamPainter(dreamer, warm_steps, mask_array)
+        # Eye by eye, as stylevid video paints: DreamPainter's warm start takes the left eye's dream
+        # warped onto the right eye like a previous frame.
+        flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+        return StereoPainter(lambda eye: DreamPainter(dreamer, warm_steps, mask_array), stereo, vcfg, wrap,
+                             dreamer.device, flow_kw)
 
     others = [p for p in (gpath, mpath) if p is not None]
     return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg)}, others,
                      overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
                      record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
                              "mask": str(mpath) if mpath else None, "warm_steps": warm_steps},
-                     use_temporal=False, offline=cfg.offline)
+                     use_temporal=False, offline=cfg.offline, stereo=stereo)
 
 
 def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:

@@ -285,11 +285,18 @@ class StereoPainter:
         mask = reliability(b, f, self.wrap_x) * (1 - carried_from_edge(f, self.vcfg.edge_band, self.wrap_x))
         return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
 
+    def _right(self, painter, right: np.ndarray, refs: list, t: int) -> tuple[np.ndarray, int]:
+        """The right eye from its references (the left eye's warped first). A painter may treat the
+        other eye apart from an earlier frame (``other_eye``: the dream keeps the left eye's where
+        the disparity warp is reliable); else it is a warm frame."""
+        paint = getattr(painter, "other_eye", painter.warm)
+        return paint(right, refs, t)
+
     def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
         left, right = self.split(content)
         painter = self._painter(left)
         lo, n_left = painter.cold(left, t)
-        ro, n_right = painter.warm(right, [self._from_left(lo, left, right, t)], t)
+        ro, n_right = self._right(painter, right, [self._from_left(lo, left, right, t)], t)
         return self.eyes.join(lo, ro), n_left + n_right
 
     def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
@@ -298,16 +305,22 @@ class StereoPainter:
         eyes = [(self.split(w), self.split(m)) for w, m in previous]
         lo, n_left = painter.warm(left, [(w[0], m[0]) for w, m in eyes], t)
         refs = [self._from_left(lo, left, right, t), *[(w[1], m[1]) for w, m in eyes]]
-        ro, n_right = painter.warm(right, refs, t)
+        ro, n_right = self._right(painter, right, refs, t)
         return self.eyes.join(lo, ro), n_left + n_right
 
 
-def stereo_layout(meta, vcfg: VideoConfig) -> str:
-    """The stereo layout stylevid paints eye by eye: the input's, where the frame at its working
-    size splits into two equal eyes."""
+def stereo_layout(meta, vcfg: VideoConfig, on_event: Sink = null_sink, verb: str = "painted") -> str:
+    """The stereo layout stylevid works on eye by eye: the input's, where the frame at its working
+    size splits into two equal eyes; says which (or warns that an odd split is one picture)."""
     w, h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
+    name = Path(getattr(meta, "path", "") or "input").name
     if meta.stereo == "top-bottom" and h % 2 == 0 or meta.stereo == "left-right" and w % 2 == 0:
+        info(on_event, f"{name}: stereo 360 ({meta.stereo}): each eye is {verb} on its own, the right eye from "
+                       f"the left one warped by the disparity flow between them")
         return meta.stereo
+    if meta.stereo:
+        warn(on_event, f"{name}: stereo 360 ({meta.stereo}) with an odd side: both eyes are {verb} as one "
+                       f"picture, so they will not match")
     return ""
 
 
@@ -341,13 +354,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             why = ("--projection equirect" if projection == "equirect" else
                    "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
             info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
-            stereo = stereo_layout(meta, vcfg)
-            if stereo:
-                info(on_event, f"{inp.name}: stereo 360 ({stereo}): each eye is painted on its own, the right "
-                               f"eye from the left one warped by the disparity flow between them")
-            elif meta.stereo:
-                warn(on_event, f"{inp.name}: stereo 360 ({meta.stereo}) with an odd side: both eyes are painted "
-                               f"as one picture, so their paint will not match between the eyes")
+            stereo = stereo_layout(meta, vcfg, on_event)
             make_stylizer, wrap_x = PanoramaStylizer, True
 
     def make_mono(size: int, sink: Sink) -> StylePainter:
