@@ -178,7 +178,7 @@ def test_video_with_frames_too_small_to_paint(d):
 
 VIDEO_OPTIONS = [["--flow", "xyz"], ["--crf", "99"], ["--size", "-1"], ["--size", "8"], ["--start", "-1"],
                  ["--start", "nan"], ["--duration", "0"], ["--long-term", "2,1"], ["--long-term", "x"],
-                 ["--cut-threshold", "1.5"], ["--iterations", "0"], ["--reveal-iterations", "-1"], ["--edge-band", "-1"], ["--edge-band", "nan"], ["--temporal-weight", "-1"],
+                 ["--cut-threshold", "1.5"], ["--iterations", "0"], ["--reveal-iterations", "-1"], ["--edge-band", "-1"], ["--edge-band", "nan"], ["--temporal-weight", "-1"], ["--stereo-weight", "-1"], ["--stereo-weight", "nan"],
                  ["--encoder", "foo"], ["--device", "tpu"], ["--style-blend", "1,2"], ["--start", "99"],
                  ["--tile-halo", "-32"], ["--precision", "fp64"], ["--precision", "fp16"]]   # fp16: CPU here
 
@@ -192,7 +192,7 @@ def test_video_refuses_bad_option_values(d, opt):
 IMAGE_OPTIONS = [["--init", "xyz"], ["--size", "5"], ["--scales", "9"], ["--optimizer", "sgd"], ["--lr", "0"],
                  ["--style-weight", "-1"], ["--style-blend", "1,x"], ["--layer-weight", "stem:x"],
                  ["--style-layers", "nope"], ["--projection", "cube"], ["--tile", "10"], ["--tile-above", "10"], ["--view-tile-above", "63"], ["--tile-halo", "20"],
-                 ["--lbfgs-memory", "0"], ["--precision", "half"], ["--precision", "fp16"]]
+                 ["--lbfgs-memory", "0"], ["--precision", "half"], ["--precision", "fp16"], ["--stereo", "sideways"]]
 
 
 @pytest.mark.parametrize("opt", IMAGE_OPTIONS, ids=[" ".join(o) for o in IMAGE_OPTIONS])

@@ -204,6 +204,7 @@ def image(
     export_cubemap: Optional[Path] = typer.Option(None, help="360: also write the six cube faces into this folder."),
     views: int = typer.Option(C.PanoramaConfig().views, help="360: views per step, 6 (cube faces), 10, 14 or 18."),
     face_size: int = typer.Option(C.PanoramaConfig().face_size, help="360: view size in pixels (0: automatic)."),
+    stereo: str = typer.Option(C.PanoramaConfig().stereo, help="top-bottom or left-right: both eyes of a stereo photo (360 or flat) in one picture, painted eye by eye so that they match."),
     seed: int = O_SEED,
     encoder: str = O_ENCODER,
     weights: Optional[Path] = O_WEIGHTS,
@@ -216,7 +217,8 @@ def image(
     kw = dict(locals())
     from .pipelines.panorama import stylize_panorama
 
-    for k in ("content", "style", "output", "overwrite", "quiet", "projection", "export_cubemap", "views", "face_size"):
+    for k in ("content", "style", "output", "overwrite", "quiet", "projection", "export_cubemap", "views", "face_size",
+              "stereo"):
         kw.pop(k)
 
     def job(sink):
@@ -229,7 +231,7 @@ def image(
         if export_cubemap is not None and len(plan) > 1:
             raise BadInput("--export-cubemap takes one photo")
         # stylize_panorama detects the projection (says which ran) and runs the flat path for flat pictures
-        pano = C.PanoramaConfig(projection=projection, views=views, face_size=face_size)
+        pano = C.PanoramaConfig(projection=projection, views=views, face_size=face_size, stereo=stereo)
         done: list[Path] = []
         try:
             for photo, out in plan:
@@ -257,6 +259,7 @@ def video(
     reveal_iterations: int = typer.Option(V.reveal_iterations, help="Half-size iterations that paint regions the flow cannot follow (revealed by a pan) before a warm frame (0: off)."),
     edge_band: float = typer.Option(V.edge_band, help="Paint within this many px of a frame's edge (its padding line) is not carried inward by a camera move (0: off)."),
     temporal_weight: float = typer.Option(V.temporal_weight, help="Weight of the temporal loss (0: none)."),
+    stereo_weight: float = typer.Option(V.stereo_weight, help="Stereo 360: weight holding the right eye to the painted left eye."),
     warm_start: bool = typer.Option(V.warm_start, help="Start each frame from the previous one warped by flow."),
     long_term: str = typer.Option(",".join(map(str, V.long_term)), help="Earlier frames compared against, e.g. 1,2,4."),
     flow: str = typer.Option(V.flow, help="dis, farneback or raft."),
@@ -298,7 +301,7 @@ def video(
     kw = dict(locals())
     from .pipelines.video import stylize_video
 
-    vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight",
+    vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
     for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection"):
         kw.pop(k)

@@ -38,14 +38,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import PROJECTIONS, PanoramaConfig, StyleConfig, to_dict
+from ..config import PROJECTIONS, STEREO_LAYOUTS, PanoramaConfig, StyleConfig, to_dict
 from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_input, check_output
-from ..images import load_image, read_xmp, save_image, to_tensor, to_uint8
+from ..images import fit_size, load_image, read_xmp, save_image, to_tensor, to_uint8
+from ..images import resize as _plain_resize
 from ..losses import weighted_gram
 from ..optimize import optimize, with_grad
-from ..runtime import generator
+from ..runtime import generator, pick_device
 from ..tiling import TiledLoss, tile_grid, tiled_features
 from .. import sphere as S
 from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar, validate
@@ -458,35 +459,50 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         raise BadInput(f"--projection {pano.projection!r}: choose one of {', '.join(PROJECTIONS)}")
     out = Path(out) if out else default_output(cpath, spaths)
     check_output(out, [cpath, *spaths], overwrite)
+    if pano.stereo not in ("", *STEREO_LAYOUTS):
+        raise BadInput(f"--stereo {pano.stereo!r}: choose {' or '.join(STEREO_LAYOUTS)}")
     image = load_image(cpath, "content image")
     h, w = image.shape[:2]
+    if pano.stereo and (h if pano.stereo == "top-bottom" else w) % 2:
+        raise BadInput(f"{cpath}: --stereo {pano.stereo}: {w}x{h} does not split into two equal eyes")
     try:
         xmp = read_xmp(cpath)
     except Exception:
         xmp = None
-    mode, why = projection_reason(xmp, w, h, pano.projection)
+    # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
+    eye_w, eye_h = (w, h // 2) if pano.stereo == "top-bottom" else (w // 2, h) if pano.stereo else (w, h)
+    mode, why = projection_reason(xmp, eye_w, eye_h, pano.projection)
     info(on_event, f"projection: {mode} ({why})")
-    if export_cubemap_dir is not None and mode != "equirect":
-        warn(on_event, "--export-cubemap: the input is not treated as equirectangular; no cube map written")
+    if export_cubemap_dir is not None and (mode != "equirect" or pano.stereo):
+        warn(on_event, "--export-cubemap: the input is not treated as one equirectangular picture; no cube map written")
+        export_cubemap_dir = None
     style_images = [load_image(s, "style image") for s in spaths]
-    if mode == "equirect":
-        stylizer: Stylizer = PanoramaStylizer(cfg, style_images, on_event, pano=pano)
+    make: Callable[[StyleConfig], Stylizer] = (
+        (lambda c: PanoramaStylizer(c, style_images, on_event, pano=pano)) if mode == "equirect"
+        else (lambda c: Stylizer(c, style_images, on_event)))
+    if pano.stereo:
+        t1 = time.perf_counter()
+        result, stats = stylize_stereo(image, pano.stereo, cfg, make, mode == "equirect", on_event)
+        t2 = time.perf_counter()
+        stylizer = None
     else:
-        stylizer = Stylizer(cfg, style_images, on_event)
-    info(on_event, f"{cpath.name}: {w}x{h} → long edge {cfg.size} on {stylizer.device} with {cfg.encoder}"
-                   + (f", 360 mode: {len(stylizer.views)} views" if mode == "equirect" else ""))
+        stylizer = make(cfg)
+    info(on_event, f"{cpath.name}: {w}x{h} → long edge {cfg.size} on {pick_device(cfg.device)} with {cfg.encoder}"
+                   + (f", 360 mode: {len(stylizer.views)} views" if mode == "equirect" and stylizer else "")
+                   + (f", stereo ({pano.stereo}) eye by eye" if pano.stereo else ""))
 
     def save_intermediate(level: int, i: int, x: Tensor) -> None:
         if cfg.save_every and i % cfg.save_every == 0:
             save_image(to_uint8(x), out.with_name(f"{out.stem}.s{level + 1}.{i:04d}{out.suffix}"))
 
-    t1 = time.perf_counter()
-    result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
-    t2 = time.perf_counter()
+    if stylizer is not None:
+        t1 = time.perf_counter()
+        result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
+        t2 = time.perf_counter()
     stats.setdefault("projection", mode)
     stats["projection_reason"] = why
-    stats["seam_ratio"] = round(S.seam_ratio(result), 4)
-    stats["content_seam_ratio"] = round(S.seam_ratio(image), 4)
+    stats["seam_ratio"] = round(_seam_ratio(result, pano.stereo), 4)
+    stats["content_seam_ratio"] = round(_seam_ratio(image, pano.stereo), 4)
     keep = mode == "equirect" or gpano_projection(xmp) is not None
     out_xmp = gpano_xmp(xmp, result.shape[1], result.shape[0]) if keep else None
     save_image(result, out, xmp=out_xmp)
@@ -497,12 +513,49 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         cube = [str(p) for p in export_cubemap(result, export_cubemap_dir, overwrite=overwrite)]
         info(on_event, f"cube map: 6 faces in {export_cubemap_dir}")
     sidecar(out, {"content": str(cpath), "styles": [str(s) for s in spaths], "output": str(out),
-                  "config": to_dict(cfg), "panorama": to_dict(pano), "device": str(stylizer.device), **stats,
+                  "config": to_dict(cfg), "panorama": to_dict(pano), "device": str(pick_device(cfg.device)), **stats,
                   "xmp_gpano": bool(out_xmp), "cubemap": cube,
                   "seconds": {"setup": round(t1 - t0, 3), "optimize": round(t2 - t1, 3),
                               "total": round(time.perf_counter() - t0, 3)}})
     return out
 
 
-__all__ = ["PanoramaStylizer", "SphereObjective", "detect_projection", "projection_reason", "gpano_projection",
+def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Callable[[StyleConfig], Stylizer],
+                   wrap_x: bool, on_event: Sink = null_sink) -> tuple[np.ndarray, dict]:
+    """A stereo picture (both eyes in one, ``layout`` top-bottom or left-right) painted eye by eye,
+    as ``stylevid video`` paints a stereo frame (:class:`~.video.StereoPainter`): the left eye like a
+    photo, the right eye from the painted left eye warped by the disparity flow between the eyes and
+    held there by the temporal loss where that flow is reliable, so that the eyes match. ``make``
+    builds the stylizer for an eye's config (its size is the eye's long edge); each eye gets
+    ``cfg.iterations`` at its final size."""
+    from ..config import VideoConfig
+    from .video import Eyes, StereoPainter, StylePainter
+
+    eyes = Eyes(layout)
+    h, w = fit_size(*image.shape[:2], cfg.size)             # the whole picture's working size
+    size = (h // 2, w) if layout == "top-bottom" else (h, w // 2)
+    rs = S.resize_equirect if wrap_x else _plain_resize      # each eye is a whole sphere of its own
+    frame = eyes.join(*(to_uint8(rs(to_tensor(e), size)) for e in eyes.split(image)))
+    vcfg = VideoConfig(first_iterations=cfg.iterations, iterations=cfg.iterations)
+    left = eyes.split(frame)[0]
+
+    def make_inner(size: int) -> StylePainter:
+        return StylePainter(make(replace(cfg, size=size)), cfg, vcfg, wrap_x)
+
+    painter = StereoPainter(make_inner, layout, vcfg, wrap_x, pick_device(cfg.device), {})
+    result, used = painter.cold(frame, 0)
+    info(on_event, f"stereo ({layout}): two eyes of {left.shape[1]}x{left.shape[0]} painted, {used} iterations")
+    return result, {"iterations": used, "stereo": layout, "eye_size": [left.shape[1], left.shape[0]]}
+
+
+def _seam_ratio(picture: np.ndarray, stereo: str) -> float:
+    """The seam ratio of a picture, or the mean over the eyes of a stereo one."""
+    if not stereo:
+        return S.seam_ratio(picture)
+    from .video import Eyes
+
+    return float(np.mean([S.seam_ratio(e) for e in Eyes(stereo).split(picture)]))
+
+
+__all__ = ["stylize_stereo", "PanoramaStylizer", "SphereObjective", "detect_projection", "projection_reason", "gpano_projection",
            "gpano_xmp", "minimal_gpano_xmp", "export_cubemap", "stylize_panorama"]

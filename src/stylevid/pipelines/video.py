@@ -62,6 +62,8 @@ def validate_video(v: VideoConfig) -> None:
         raise BadInput(f"--edge-band {v.edge_band}: 0 (off) or more pixels")
     if v.temporal_weight < 0:
         raise BadInput("--temporal-weight must be 0 or more")
+    if not v.stereo_weight >= 0:
+        raise BadInput(f"--stereo-weight {v.stereo_weight}: must be 0 or more")
     if any(k < 1 for k in v.long_term) or list(v.long_term) != sorted(set(v.long_term)):
         raise BadInput(f"--long-term {','.join(map(str, v.long_term))}: increasing frame distances >= 1")
     if not 0 <= v.cut_threshold < 1:
@@ -161,23 +163,27 @@ class _Stop(Exception):
     pass
 
 
-def temporal_term(previous: list[tuple[torch.Tensor, torch.Tensor]], weight: float) -> Callable | None:
-    """The temporal loss over (warped earlier output, reliability weight) pairs, nearer first.
+def temporal_term(previous: list[tuple[torch.Tensor, torch.Tensor]], weight: float,
+                  first: float | None = None) -> Callable | None:
+    """The temporal loss over (warped earlier output, reliability weight) pairs, nearer first;
+    ``first`` weighs the first pair instead of ``weight`` (a stereo frame's other eye).
 
     Long-term weights follow Ruder et al.: a pixel counts for an older frame only where no nearer
     frame covers it (c_j = max(0, c_j − Σ_{k<j} c_k)).
     """
-    if weight <= 0 or not previous:
+    weights = [weight if first is None or k else first for k in range(len(previous))]
+    if not previous or max(weights) <= 0:
         return None
     covered = torch.zeros_like(previous[0][1])
     terms = []
-    for warped, mask in previous:
+    for (warped, mask), w in zip(previous, weights):
         c = (mask - covered).clamp_min(0)
         covered = (covered + c).clamp(max=1)
-        terms.append((warped, c))
+        if w > 0:
+            terms.append((warped, c, w))
 
     def extra(x: torch.Tensor) -> torch.Tensor:
-        return weight * sum(temporal_loss(x, w, c) for w, c in terms)
+        return sum(w * temporal_loss(x, wp, c) for wp, c, w in terms)
 
     return extra
 
@@ -194,7 +200,13 @@ class StylePainter:
         out, stats = self.stylizer.stylize(content, seed=self.cfg.seed, index=t, iterations=self.vcfg.first_iterations)
         return out, sum(stats["iterations"])
 
-    def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+    def other_eye(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
+        """The right eye of a stereo frame: a warm frame whose first reference (the painted left eye
+        warped by the disparity flow) is held with ``stereo_weight``."""
+        return self.warm(content, previous, t, first_weight=self.vcfg.stereo_weight)
+
+    def warm(self, content: np.ndarray, previous: list, t: int,
+             first_weight: float | None = None) -> tuple[np.ndarray, int]:
         c = to_tensor(content, self.device)
         warped, mask = previous[0]
         used = 0
@@ -206,7 +218,7 @@ class StylePainter:
                 fill, used = self.revealed(c, t)
             init = mask * warped + (1 - mask) * fill
         x, n = self.stylizer.optimize_at(c, init, self.vcfg.iterations,
-                                         temporal_term(previous, self.vcfg.temporal_weight),
+                                         temporal_term(previous, self.vcfg.temporal_weight, first_weight),
                                          task="iterations", wrap_x=self.wrap_x, index=t)
         used += n
         out = to_uint8(x)
