@@ -1,5 +1,3 @@
-import time
-
 import cv2
 import numpy as np
 import pytest

@@ -6,7 +6,6 @@ the preprocessing comes from torchvision's weight metadata (ImageNet mean/std).
 """
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 from torchvision import models
 

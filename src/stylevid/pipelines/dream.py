@@ -36,11 +36,9 @@ The pixels climb an objective by normalized gradient ascent, octave by octave, w
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -56,10 +54,10 @@ from ..config import ENCODER_LAYERS, PROJECTIONS, DreamConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
-from ..files import check_input, check_output, exclusive
+from ..files import check_input, check_output
 from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
-from ..runtime import generator, interruptible, pick_device
+from ..runtime import generator, pick_device
 from ..video import OUTPUT_FORMATS, write_frames
 from ..warp import warp, zoom_flow
 from .still import sidecar
@@ -586,7 +584,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     the frames; frame k depends only on the *saved* frame k-1 and its seed (seed, k), so a resumed run
     gives the same video. Ctrl-C / SIGTERM / SIGHUP stop within a step (exit 130 / 143 / 129).
     """
-    from .video import (WorkFolder, Watch, _clean_earlier_runs, _frame, _interrupted, _Stop, file_identity)
+    from .video import _frame, file_identity, video_job
 
     t_start = time.perf_counter()
     if cfg.zoom_frames < 1:
@@ -620,55 +618,33 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     key_src = json.dumps({"input": file_identity(ipath), "others": [file_identity(p) for p in inputs[1:]],
                           "size": [w, h], "zoom": settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
-    lock_dir = out.parent / ".stylevid-work"
-    lock_dir.mkdir(exist_ok=True)
     seconds: list[float] = []
-    try:
-        with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
-            work, stage = None, "frames"
-            try:
-                if restart and work_root.exists():
-                    shutil.rmtree(work_root)
-                _clean_earlier_runs(out, work_root, on_event)
-                work = WorkFolder(work_root, key, {"input": str(ipath), "others": [str(p) for p in inputs[1:]],
-                                                   "size": [w, h], "zoom": settings})
-                done = work.done_prefix()
-                if done:
-                    info(on_event, f"resuming: {done} finished frames found in {work_root}")
-                watch = Watch(on_event, flag)
-                dreamer.on_event = watch
-                previous = _frame(work, done - 1) if done else None
-                on_event(Progress("frames", done, n))
-                for k in range(done, n):
-                    t0 = time.perf_counter()
-                    if k == 0:
-                        result = dreamer.dream(picture, index=0, mask=mask_array)
-                    else:
-                        result = dreamer.dream(zoom_frame(previous, cfg), index=k, mask=mask_array,
-                                               steps=cfg.zoom_steps)
-                    previous = work.save(k, result)
-                    seconds.append(time.perf_counter() - t0)
-                    on_event(Progress("frames", k + 1, n))
-                    watch.check()
-                stage = "mux"
-                written = write_frames(lambda i: _frame(work, i), n, out, fps=cfg.zoom_fps, crf=crf,
-                                       overwrite=overwrite, inputs=tuple(inputs), on_event=on_event,
-                                       check=watch.check)
-            except (_Stop, KeyboardInterrupt) as e:
-                raise _interrupted(out, work, work_root, flag, e, stage) from None
-            sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
-                          "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
-                          "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
-                          "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,
-                          "size": [written.width, written.height], "video_codec": written.codec,
-                          "seconds": {"frames_painted_now": round(sum(seconds), 3),
-                                      "total": round(time.perf_counter() - t_start, 3)}})
-            if not keep_work:
-                shutil.rmtree(work_root, ignore_errors=True)
-    finally:
-        with contextlib.suppress(OSError):
-            lock_dir.rmdir()   # only when no other run's lock or kept frames are in it
+    with video_job(out, key, {"input": str(ipath), "others": [str(p) for p in inputs[1:]], "size": [w, h],
+                              "zoom": settings}, restart, keep_work, on_event) as job:
+        dreamer.on_event = job.watch
+        previous = _frame(job.work, job.done - 1) if job.done else None
+        on_event(Progress("frames", job.done, n))
+        for k in range(job.done, n):
+            t0 = time.perf_counter()
+            if k == 0:
+                result = dreamer.dream(picture, index=0, mask=mask_array)
+            else:
+                result = dreamer.dream(zoom_frame(previous, cfg), index=k, mask=mask_array, steps=cfg.zoom_steps)
+            previous = job.work.save(k, result)
+            seconds.append(time.perf_counter() - t0)
+            on_event(Progress("frames", k + 1, n))
+            job.watch.check()
+        job.stage = "mux"
+        written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, overwrite=overwrite,
+                               inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
+        job.stage = "done"
+        sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
+                      "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
+                      "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
+                      "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,
+                      "size": [written.width, written.height], "video_codec": written.codec,
+                      "seconds": {"frames_painted_now": round(sum(seconds), 3),
+                                  "total": round(time.perf_counter() - t_start, 3)}})
     return out
 
 

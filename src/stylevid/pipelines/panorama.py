@@ -41,7 +41,7 @@ from torch import Tensor
 from ..config import PROJECTIONS, STEREO_LAYOUTS, PanoramaConfig, StyleConfig, to_dict
 from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
-from ..files import check_input, check_output
+from ..files import check_output
 from ..images import fit_size, load_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..losses import weighted_gram
@@ -49,7 +49,7 @@ from ..optimize import optimize, with_grad
 from ..runtime import generator, pick_device
 from ..tiling import TiledLoss, tile_grid, tiled_features
 from .. import sphere as S
-from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar, validate
+from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar
 
 GPANO_NS = "http://ns.google.com/photos/1.0/panorama/"
 

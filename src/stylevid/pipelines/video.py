@@ -33,7 +33,7 @@ import torch
 from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, StyleConfig, VideoConfig, to_dict
 from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
-from ..files import atomic_path, atomic_write_text, check_input, check_output, clean_stale_temporaries, exclusive
+from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
 from ..images import load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
@@ -267,8 +267,8 @@ class Eyes:
 class StereoPainter:
     """Paints a stereo frame (both eyes in one picture, see :class:`Eyes`) eye by eye, so that the
     eyes match: the left eye as a mono frame, the right eye warm from the left one warped by the
-    disparity flow between them, with the temporal loss keeping it there where that flow is reliable
-    (and to its own previous frame after that).
+    disparity flow between them, held there where that flow is reliable (``stereo_weight``, much
+    firmer than the temporal loss between frames), and to its own previous frame after that.
 
     ``disparity(t, left, right)`` gives the (left → right, right → left) flow pair of frame t; the
     frame loop prefetches it in a thread (:func:`_run`), else it is computed here. The references to
@@ -298,9 +298,10 @@ class StereoPainter:
         return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
 
     def _right(self, painter, right: np.ndarray, refs: list, t: int) -> tuple[np.ndarray, int]:
-        """The right eye from its references (the left eye's warped first). A painter may treat the
-        other eye apart from an earlier frame (``other_eye``: the dream keeps the left eye's where
-        the disparity warp is reliable); else it is a warm frame."""
+        """The right eye from its references (the left eye's warped first), by the painter's
+        ``other_eye`` (StylePainter: a warm frame holding the first reference with ``stereo_weight``;
+        DreamPainter: the left eye's dream kept where the disparity warp is reliable), else as a
+        warm frame."""
         paint = getattr(painter, "other_eye", painter.warm)
         return paint(right, refs, t)
 
@@ -416,42 +417,68 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    record_work = {"input": str(inp), "others": [str(s) for s in extra_inputs], **frame_settings}
+    with video_job(out, key, record_work, restart, keep_work, on_event) as job:
+        stats = _run(inp, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal, offline,
+                     stereo)
+        job.stage = "mux"
+        # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
+        # file removed, every frame kept) instead of when it ends.
+        written = assemble(inp, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
+                           crf=vcfg.crf, expected=stats["frames"], overwrite=overwrite, on_event=on_event,
+                           check=job.watch.check)
+        job.stage = "done"
+        if job.flag:
+            info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
+        if vcfg.preview:
+            write_preview(inp, job.work, vcfg, out.with_suffix(".preview.png"), on_event)
+        sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
+                      "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
+                      "subtitles": written.subtitles, "size": [written.width, written.height],
+                      "rotation": meta.rotation, **stats,
+                      "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
+    return out
+
+
+class Job:
+    """What :func:`video_job` hands its body: the work folder, how many frames it holds finished,
+    the stop flag and the event sink that polls it, and the stage (for the message of a stop)."""
+
+    def __init__(self, flag: StopFlag, watch: "Watch"):
+        self.flag, self.watch = flag, watch
+        self.work: WorkFolder | None = None
+        self.done = 0
+        self.stage = "frames"
+
+
+@contextlib.contextmanager
+def video_job(out: Path, key: str, record: dict, restart: bool = False, keep_work: bool = False,
+              on_event: Sink = null_sink):
+    """The resumable job around a frame loop that writes ``out`` (``stylevid video``, a video dream,
+    a zoom): under a lock on ``out`` (another run on it is refused) and with the signals caught, it
+    opens the work folder ``.stylevid-work/<out>-<key>/`` (``restart``: emptied first), removes what
+    killed or outdated runs left, and yields a :class:`Job`. A stop (``_Stop`` from the watch, or a
+    second signal) becomes one ``Interrupted`` line saying what is kept and how to resume. After
+    success the work folder goes, unless ``keep_work``."""
     work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
     lock_dir = out.parent / ".stylevid-work"
     lock_dir.mkdir(exist_ok=True)
     try:
         with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
-            work = None
-            stage = "frames"
+            job = Job(flag, Watch(on_event, flag))
             try:
                 if restart and work_root.exists():
                     shutil.rmtree(work_root)
                 _clean_earlier_runs(out, work_root, on_event)
-                work = WorkFolder(work_root, key, {"input": str(inp), "others": [str(s) for s in extra_inputs],
-                                                   **frame_settings})
-                done = work.done_prefix()
-                if done:
-                    info(on_event, f"resuming: {done} finished frames found in {work_root}")
-                watch = Watch(on_event, flag)
-                stats = _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline, stereo)
-                stage = "mux"
-                n = stats["frames"]
-                # The mux polls the stop flag at every packet: a signal aborts it at once (its
-                # temporary file removed, every frame kept) instead of when it ends.
-                written = assemble(inp, lambda i: _frame(work, i), out, start=vcfg.start, duration=vcfg.duration,
-                                   crf=vcfg.crf, expected=n, overwrite=overwrite, on_event=on_event,
-                                   check=watch.check)
+                job.work = WorkFolder(work_root, key, record)
+                job.done = job.work.done_prefix()
+                if job.done:
+                    info(on_event, f"resuming: {job.done} finished frames found in {work_root}")
+                yield job
             except (_Stop, KeyboardInterrupt) as e:
-                raise _interrupted(out, work, work_root, flag, e, stage) from None
-            if flag:
-                info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
-            if vcfg.preview:
-                write_preview(inp, work, vcfg, out.with_suffix(".preview.png"), on_event)
-            sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
-                          "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
-                          "subtitles": written.subtitles, "size": [written.width, written.height],
-                          "rotation": meta.rotation, **stats,
-                          "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
+                if job.stage == "done":
+                    raise
+                raise _interrupted(out, job.work, work_root, flag, e, job.stage) from None
             if not keep_work:
                 shutil.rmtree(work_root, ignore_errors=True)
     finally:
@@ -459,7 +486,6 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         # (rmdir refuses a folder holding another run's lock or kept frames).
         with contextlib.suppress(OSError):
             lock_dir.rmdir()
-    return out
 
 
 def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: StopFlag, e: BaseException,
