@@ -333,6 +333,7 @@ def dream(
     jitter: int = typer.Option(D.jitter, help="Random shift in pixels before each step."),
     size: int = typer.Option(D.size, help="Long edge of the output in pixels (0: native)."),
     projection: str = typer.Option(C.PanoramaConfig().projection, help="auto, equirect (seamless 360) or flat."),
+    stereo: str = typer.Option(C.PanoramaConfig().stereo, help="Photo: top-bottom or left-right, both eyes in one picture, dreamed to match (stereo videos say so themselves)."),
     start: float = typer.Option(V.start, help="Video: start at this many seconds."),
     duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
@@ -365,7 +366,7 @@ def dream(
             zoom_rotate=zoom_rotate, zoom_steps=zoom_steps, zoom_fps=fps)
         vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
         return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
-                         keep_work=keep_work, on_event=sink, projection=projection)
+                         keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
 
     run(job, quiet)
 

@@ -288,6 +288,11 @@ def test_cli_dream(photo, tmp_path):
     assert res.exit_code == 2 and "channels 0 to 79" in res.output
     res = r.invoke(app, ["dream", str(photo), "-o", str(tmp_path / "d.png"), "--layer", "block7:x"])
     assert res.exit_code == 2 and "--layer" in res.output
+    res = r.invoke(app, ["dream", str(photo), "-o", str(tmp_path / "d.png"), "--stereo", "sideways"])
+    assert res.exit_code == 2 and "--stereo" in res.output
+    res = r.invoke(app, ["dream", str(photo), "-o", str(tmp_path / "d.mp4"), "--stereo", "top-bottom",
+                         "--zoom-frames", "2"])
+    assert res.exit_code == 2 and "--zoom-frames" in res.output
     assert not (tmp_path / "d.png").exists()
 
 
@@ -303,3 +308,27 @@ def test_cli_dream_on_a_video_writes_a_video(tmp_path):
                                    "--steps", "1", "-q"])
     assert res.exit_code == 0, res.output
     assert out.is_file() and str(out) in res.output
+
+
+@pytest.mark.parametrize("layout", ["top-bottom", "left-right"])
+def test_a_stereo_photo_is_dreamed_eye_by_eye(tmp_path, layout):
+    """The right eye sees the scene 3 px further left (a disparity): with --stereo it keeps the left
+    eye's dream warped by the disparity flow (dreaming only what the left eye cannot see), so the
+    eyes' dreams match up to that shift; dreamed as one picture each eye grows its own motifs."""
+    axis = 0 if layout == "top-bottom" else 1
+    eye = smooth_noise(32, 64, 4)
+    Image.fromarray(np.concatenate([eye, np.roll(eye, 3, axis=1)], axis=axis)).save(tmp_path / "s.png")
+    cfg = replace(TINY, size=128, octaves=1, steps=8, step_size=0.02)
+
+    def mismatch(stereo: str) -> float:
+        out = dream_image(tmp_path / "s.png", tmp_path / f"o{stereo}.png", cfg, projection="flat", stereo=stereo)
+        a, b = np.split(load_image(out).astype(float), 2, axis=axis)
+        s = 3 * a.shape[1] // 64                                     # the shift at the working size
+        return float(np.abs(np.roll(a, s, axis=1) - b)[:, 2 * s:].mean())
+
+    stereo, one = mismatch(layout), mismatch("")
+    assert stereo < 0.5 * one, (stereo, one)          # measured 1.8 (top-bottom), 4.4 vs 21.5-21.8
+    assert json.loads((tmp_path / f"o{layout}.png.json").read_text())["stereo"] == layout
+    Image.fromarray(smooth_noise(33, 33, 1)).save(tmp_path / "odd.png")
+    with pytest.raises(BadInput, match="two equal eyes"):
+        dream_image(tmp_path / "odd.png", tmp_path / "x.png", cfg, stereo=layout)

@@ -95,3 +95,16 @@ def test_a_mask_drawn_over_a_whole_stereo_frame_is_split_into_its_eyes():
     assert eye_mask(m, "top-bottom", 1280, 1280).shape == (32, 64)
     assert eye_mask(m[:32], "top-bottom", 1280, 1280).shape == (32, 64)      # drawn for one eye: as is
     assert eye_mask(np.zeros((32, 128)), "left-right", 2560, 640).shape == (32, 64)
+
+
+def test_stereo_option_for_a_video_is_left_to_its_metadata(tmp_path):
+    from stylevid.events import Message
+    from stylevid.pipelines.dream import dream
+
+    clip = make_clip(tmp_path / "in.mp4", moving_square(2, 48, 64, shift=3), fps=10)
+    said = []
+    out = dream(clip, tmp_path / "out.mp4", DreamConfig(octaves=1, steps=1, size=64),
+                VideoConfig(size=64, first_iterations=1, iterations=1), stereo="top-bottom", on_event=said.append)
+    assert out.is_file()
+    assert [e.text for e in said if isinstance(e, Message) and e.level == "warning"] == [
+        f"{clip}: --stereo is for photos; a video's own metadata says whether it is stereo"]

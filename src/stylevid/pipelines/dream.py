@@ -406,7 +406,7 @@ def check_dream_inputs(path, what: str, guide, mask, cfg: DreamConfig, projectio
 
 def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
-                on_event: Sink = null_sink, projection: str = "auto", **overrides) -> Path:
+                on_event: Sink = null_sink, projection: str = "auto", stereo: str = "", **overrides) -> Path:
     """Dream one picture; returns the output path. ``overrides`` replace fields of ``cfg``.
 
     Same input/output rules as ``stylize_image``: inputs checked first, the output refused if it exists
@@ -422,15 +422,28 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
     image_format(out)  # an unknown extension fails now, not after the dream
     picture = load_image(ipath, "input image")
-    from .panorama import detect_projection, gpano_xmp
+    from .panorama import detect_projection, gpano_xmp, stereo_eyes
 
-    proj = "equirect" if cfg.wrap_x else detect_projection(ipath, picture.shape[1], picture.shape[0], projection)
+    # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
+    eye_w, eye_h = stereo_eyes(picture, stereo, ipath)
+    proj = "equirect" if cfg.wrap_x else detect_projection(ipath, eye_w, eye_h, projection)
     cfg = replace(cfg, wrap_x=proj == "equirect")
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
     h, w = fit_size(*picture.shape[:2], cfg.size)
-    if (h, w) != picture.shape[:2]:
+    if stereo:
+        from .video import Eyes
+
+        eyes = Eyes(stereo)
+        size = (h // 2, w) if stereo == "top-bottom" else (h, w // 2)
+        picture = eyes.join(*(to_uint8(resize(to_tensor(e), size, cfg.wrap_x)) for e in eyes.split(picture)))
+        h, w = picture.shape[:2]
+        if mask_array is not None:
+            mask_array = eye_mask(mask_array, stereo, w, h)
+        if cfg.save_every:
+            warn(on_event, "--save-every: no intermediate images for a stereo picture (it is dreamed eye by eye)")
+    elif (h, w) != picture.shape[:2]:
         picture = to_uint8(resize(to_tensor(picture), (h, w), cfg.wrap_x))
     info(on_event, f"{ipath.name}: {w}x{h}, octaves {' '.join(f'{b}x{a}' for a, b in dreamer.sizes(h, w))} on "
                    f"{dreamer.device} with {cfg.encoder} ({', '.join(_describe(t) for t in dreamer.terms)}"
@@ -441,7 +454,16 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
             save_image(to_uint8(x), out.with_name(f"{out.stem}.o{octave + 1}.{i:04d}{out.suffix}"))
 
     t1 = time.perf_counter()
-    result = dreamer.dream(picture, mask=mask_array, on_step=save_intermediate if cfg.save_every else None)
+    if stereo:
+        from ..config import VideoConfig
+        from .video import StereoPainter
+
+        # As a stereo video's first frame: the left eye dreamed, the right eye keeps the left eye's
+        # dream warped by the disparity flow where that is reliable and dreams only the rest.
+        result, _ = StereoPainter(lambda size: DreamPainter(dreamer, cfg.steps, mask_array), stereo, VideoConfig(),
+                                  cfg.wrap_x, dreamer.device, {}).cold(picture, 0)
+    else:
+        result = dreamer.dream(picture, mask=mask_array, on_step=save_intermediate if cfg.save_every else None)
     t2 = time.perf_counter()
     xmp = None
     if cfg.wrap_x:
@@ -451,7 +473,8 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
             xmp = gpano_xmp(None, w, h)
     save_image(result, out, xmp=xmp)
     sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
-                  "output": str(out), "projection": proj, "config": to_dict(cfg), "device": str(dreamer.device),
+                  "output": str(out), "projection": proj, "stereo": stereo, "config": to_dict(cfg),
+                  "device": str(dreamer.device),
                   "terms": [list(t) for t in dreamer.terms], "octaves": [list(s) for s in dreamer.sizes(h, w)],
                   "seconds": {"setup": round(t1 - t0, 3), "dream": round(t2 - t1, 3),
                               "total": round(time.perf_counter() - t0, 3)}})
@@ -651,7 +674,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
 def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), vcfg=None,
           guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
           restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
-          projection: str = "auto") -> Path:
+          projection: str = "auto", stereo: str = "") -> Path:
     """Dream a photo or a video, whichever ``input`` is (:func:`is_video`), or with ``cfg.zoom_frames``
     turn a photo into a zoom video (:func:`dream_zoom`); returns the output path.
 
@@ -667,6 +690,11 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
         validate_video(vcfg)
     if is_video(path) and cfg.zoom_frames:
         raise BadInput(f"{path}: --zoom-frames makes a video from a photo; this is a video already")
+    if stereo and cfg.zoom_frames:
+        raise BadInput("--stereo and --zoom-frames: a zoom is made from one picture, not a stereo pair")
+    if stereo and is_video(path):
+        warn(on_event, f"{path}: --stereo is for photos; a video's own metadata says whether it is stereo")
+        stereo = ""
     if cfg.zoom_frames:
         v = vcfg or VideoConfig()
         ignored = [f"--{k}" for k in ("start", "duration", "flow") if getattr(v, k) != getattr(VideoConfig(), k)]
@@ -684,7 +712,7 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
         ignored += [o for o, on in (("--restart", restart), ("--keep-work", keep_work)) if on]
         if ignored:
             warn(on_event, f"{path}: {', '.join(ignored)} apply to videos only; ignored for a photo")
-    return dream_image(path, out, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=on_event,
+    return dream_image(path, out, cfg, guide=guide, mask=mask, overwrite=overwrite, on_event=on_event, stereo=stereo,
                        projection=projection)
 
 

@@ -463,14 +463,12 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         raise BadInput(f"--stereo {pano.stereo!r}: choose {' or '.join(STEREO_LAYOUTS)}")
     image = load_image(cpath, "content image")
     h, w = image.shape[:2]
-    if pano.stereo and (h if pano.stereo == "top-bottom" else w) % 2:
-        raise BadInput(f"{cpath}: --stereo {pano.stereo}: {w}x{h} does not split into two equal eyes")
+    # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
+    eye_w, eye_h = stereo_eyes(image, pano.stereo, cpath)
     try:
         xmp = read_xmp(cpath)
     except Exception:
         xmp = None
-    # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
-    eye_w, eye_h = (w, h // 2) if pano.stereo == "top-bottom" else (w // 2, h) if pano.stereo else (w, h)
     mode, why = projection_reason(xmp, eye_w, eye_h, pano.projection)
     info(on_event, f"projection: {mode} ({why})")
     if export_cubemap_dir is not None and (mode != "equirect" or pano.stereo):
@@ -518,6 +516,17 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
                   "seconds": {"setup": round(t1 - t0, 3), "optimize": round(t2 - t1, 3),
                               "total": round(time.perf_counter() - t0, 3)}})
     return out
+
+
+def stereo_eyes(picture: np.ndarray, stereo: str, path: Path) -> tuple[int, int]:
+    """(width, height) of one eye of ``picture`` (the whole picture when ``stereo`` is ""); refuses
+    an unknown layout or a picture that does not split into two equal eyes."""
+    h, w = picture.shape[:2]
+    if stereo not in ("", *STEREO_LAYOUTS):
+        raise BadInput(f"--stereo {stereo!r}: choose {' or '.join(STEREO_LAYOUTS)}")
+    if stereo and (h if stereo == "top-bottom" else w) % 2:
+        raise BadInput(f"{path}: --stereo {stereo}: {w}x{h} does not split into two equal eyes")
+    return (w, h // 2) if stereo == "top-bottom" else (w // 2, h) if stereo else (w, h)
 
 
 def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Callable[[StyleConfig], Stylizer],
