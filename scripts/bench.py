@@ -1,6 +1,6 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,text,panorama,
-video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,zoom,text,
+panorama,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
 CPU, scale8k ~25 min).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
@@ -24,6 +24,9 @@ appended to it).
           picture as a seam (with the edge band off and on)?
 - tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
+- stereo: a real stereo 360 photo painted eye by eye at --stereo-weight 5, 50, 500: the warping
+          error between the painted eyes against the photo's own.
+- zoom:   `dream --zoom-frames 24` from a photo at 384 px: seconds per frame.
 - text:   scripts/bench_text.py in a subprocess (word LSTM: 2 minutes of training, validation
           perplexity, tokens/s trained and generated, longest verbatim run).
 - panorama: scripts/bench_panorama.py in a subprocess (360 vs flat at 1024×512: seam ratio, pole vs
@@ -604,6 +607,66 @@ def bench_video1080(out: list[str], frames: int = 3) -> None:
     print(f"video1080: {wall:.0f} s, warm {warm}", file=sys.stderr, flush=True)
 
 
+def bench_stereo(out: list[str], size: int = 384, weights=(5.0, 50.0, 500.0)) -> None:
+    """A real stereo 360 photo (top-bottom) painted eye by eye at several stereo weights: the
+    warping error between the painted eyes (the left eye warped by the disparity flow onto the
+    right, where that flow is reliable), against the photo's own; and the seconds."""
+    import numpy as np
+
+    from stylevid.config import StyleConfig
+    from stylevid.flow import estimate_flow, to_tensor as flow_tensor
+    from stylevid.images import load_image, resize, to_tensor, to_uint8
+    from stylevid.pipelines.panorama import PanoramaStylizer, stylize_stereo
+    from stylevid.warp import reliability, warp
+
+    path = SHARED / "pano" / "gvr_andes_stereoTB_2048x2048.jpg"
+    if not path.is_file():
+        out += ["## Stereo 360", "", f"skipped: {path} not found", ""]
+        return
+    photo = load_image(path)
+    style = [load_image(media("style", "starry_night.jpg", "swirls.jpg"))]
+    eye = (size // 2, size)
+    left, right = (to_uint8(resize(to_tensor(e), eye)) for e in np.split(photo, 2, 0))
+    f = flow_tensor(estimate_flow(right, left, "dis", True))     # right → left: pulls the left eye over
+    m = reliability(flow_tensor(estimate_flow(left, right, "dis", True)), f, True)
+
+    def eyes_error(lo, ro) -> float:
+        return float(((warp(to_tensor(lo), f, True) - to_tensor(ro)).abs() * m).sum() / (3 * m.sum()) * 255)
+
+    rows = [f"| the photo's own eyes | {eyes_error(left, right):.2f} | |"]
+    cfg = StyleConfig(size=size, device="cpu")
+    for w in weights:
+        t = time.perf_counter()
+        result, _ = stylize_stereo(photo, "top-bottom", cfg, lambda c: PanoramaStylizer(c, style), True,
+                                   stereo_weight=w)
+        secs = time.perf_counter() - t
+        lo, ro = np.split(result, 2, 0)
+        rows.append(f"| painted, --stereo-weight {w:g}{' (default)' if w == 500 else ''} | {eyes_error(lo, ro):.2f} | {secs:.0f} |")
+        print(f"stereo: weight {w:g}: {rows[-1]}", file=sys.stderr, flush=True)
+    out += [f"## Stereo 360 photo ({path.name}, eyes of {eye[1]}×{eye[0]}, Starry Night, defaults)", "",
+            f"Warping error between the eyes (/255; the left eye warped onto the right by the disparity flow, "
+            f"on the {float(m.mean()):.0%} of pixels where that flow is reliable).", "",
+            "| eyes | warping error | s |", "|---|---|---|", *rows, ""]
+
+
+def bench_zoom(out: list[str], frames: int = 24, size: int = 384) -> None:
+    """A zoom dream (`dream --zoom-frames`) from a photo with the defaults: seconds per frame."""
+    from stylevid.config import DreamConfig
+    from stylevid.pipelines.dream import dream_zoom
+
+    photo = media("photo", "golden_gate.jpg", "chelsea.jpg")
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        o = dream_zoom(photo, Path(d) / "zoom.mp4", DreamConfig(size=size, zoom_frames=frames, device="cpu"))
+        wall = time.perf_counter() - t
+        rec = json.loads(Path(f"{o}.json").read_text())
+    w, h = rec["size"]
+    out += [f"## Zoom dream ({photo.name}, {w}×{h}, {frames} frames, defaults)", "",
+            f"Wall {wall:.0f} s: {wall / frames:.2f} s per frame (frame 0 dreams {DreamConfig().steps} steps per "
+            f"octave, the others {DreamConfig().zoom_steps}).", ""]
+    print(f"zoom: {wall:.0f} s", file=sys.stderr, flush=True)
+
+
 def bench_text(out: list[str]) -> None:
     """scripts/bench_text.py in a fresh process; its markdown table as it printed it."""
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_text.py")], check=True, capture_output=True,
@@ -637,7 +700,8 @@ def bench_panorama(out: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,text,panorama")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,zoom,"
+                                      "text,panorama")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -664,6 +728,10 @@ def main() -> None:
         bench_pan(out)
     if "tiles1080" in which:
         bench_tiles1080(out)
+    if "stereo" in which:
+        bench_stereo(out)
+    if "zoom" in which:
+        bench_zoom(out)
     if "text" in which:
         bench_text(out)
     if "panorama" in which:

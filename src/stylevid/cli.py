@@ -354,7 +354,7 @@ def dream(
     overwrite: bool = O_OVERWRITE,
     quiet: bool = O_QUIET,
 ):
-    """Deep dream: make the chosen filters fire harder, octave by octave."""
+    """Deep dream: make the chosen filters fire harder, octave by octave (photos, videos, infinite zooms)."""
     from .pipelines.dream import dream as run_dream, parse_channel, parse_layer
 
     def job(sink):

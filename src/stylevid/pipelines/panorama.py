@@ -530,13 +530,14 @@ def stereo_eyes(picture: np.ndarray, stereo: str, path: Path) -> tuple[int, int]
 
 
 def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Callable[[StyleConfig], Stylizer],
-                   wrap_x: bool, on_event: Sink = null_sink) -> tuple[np.ndarray, dict]:
+                   wrap_x: bool, on_event: Sink = null_sink, stereo_weight: float | None = None
+                   ) -> tuple[np.ndarray, dict]:
     """A stereo picture (both eyes in one, ``layout`` top-bottom or left-right) painted eye by eye,
     as ``stylevid video`` paints a stereo frame (:class:`~.video.StereoPainter`): the left eye like a
     photo, the right eye from the painted left eye warped by the disparity flow between the eyes and
     held there by the temporal loss where that flow is reliable, so that the eyes match. ``make``
     builds the stylizer for an eye's config (its size is the eye's long edge); each eye gets
-    ``cfg.iterations`` at its final size."""
+    ``cfg.iterations`` at its final size. ``stereo_weight``: VideoConfig's unless given."""
     from ..config import VideoConfig
     from .video import Eyes, StereoPainter, StylePainter
 
@@ -546,6 +547,8 @@ def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Calla
     rs = S.resize_equirect if wrap_x else _plain_resize      # each eye is a whole sphere of its own
     frame = eyes.join(*(to_uint8(rs(to_tensor(e), size)) for e in eyes.split(image)))
     vcfg = VideoConfig(first_iterations=cfg.iterations, iterations=cfg.iterations)
+    if stereo_weight is not None:
+        vcfg = replace(vcfg, stereo_weight=stereo_weight)
     left = eyes.split(frame)[0]
 
     def make_inner(size: int) -> StylePainter:
