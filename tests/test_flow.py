@@ -84,11 +84,13 @@ def test_cache_round_trip_and_reuse(tmp_path, monkeypatch):
 
 
 def test_prefetcher_matches_direct(tmp_path):
-    # The same pair, in the same direction: the pairs move 2 and 4 px, so a swapped or misplaced
-    # pair is 2 px or more off. (Not to the bit: once, during a full run on a loaded machine,
-    # OpenCV's DIS gave a thread's flow 0.028 px away from the main thread's; every rerun since was
-    # bit-equal.)
-    same = dict(atol=0.05, rtol=0)
+    # The same pair, in the same direction: the pairs move 2 and 6 px, so a swapped or misplaced
+    # pair is 2 px or more off on average (over both components). Not to the bit: in two full runs on a loaded machine
+    # OpenCV's DIS gave the prefetch thread's flow up to 0.028 and 0.49 px away from the main
+    # thread's at a few border pixels (3.5 % of them at most); idle reruns were bit-equal.
+    def same(a, b):
+        assert float((to_tensor(a) - b).abs().mean()) < 0.1
+
     frames = [np.roll(texture(seed=4), 2 * i * i, axis=1) for i in range(3)]
     direct = [flow_pair(frames[i - 1], frames[i], "dis") for i in (1, 2)]
     with FlowPrefetcher("dis") as pf:
@@ -96,10 +98,10 @@ def test_prefetcher_matches_direct(tmp_path):
         pf.submit(2, frames[1], frames[2])
         for k, t in enumerate((1, 2)):
             f, b = pf.get(t)
-            np.testing.assert_allclose(to_tensor(f), direct[k][0], **same)
-            np.testing.assert_allclose(to_tensor(b), direct[k][1], **same)
+            same(f, direct[k][0])
+            same(b, direct[k][1])
         f, _ = pf.get(1, frames[0], frames[1])       # not submitted: computed now
-        np.testing.assert_allclose(to_tensor(f), direct[0][0], **same)
+        same(f, direct[0][0])
         with pytest.raises(KeyError):
             pf.get(9)
     cache = FlowCache(tmp_path)
@@ -107,7 +109,7 @@ def test_prefetcher_matches_direct(tmp_path):
         pf.submit(1, frames[0], frames[1])
         f, _ = pf.get(1)
     assert cache.path(1).is_file()
-    np.testing.assert_allclose(f, direct[0][0][0].permute(1, 2, 0).numpy(), atol=0.05)
+    same(f, direct[0][0])                            # float16 on disk: within 0.002 px of it
 
 
 def test_raft_without_weights_raises(tmp_path):
