@@ -707,37 +707,18 @@ def main() -> None:
     a = ap.parse_args()
     keep_freed_memory()   # as the CLI does (subprocesses run the CLI, or call it themselves)
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
+    sections = {"speed": bench_speed, "still": bench_still, "previous": bench_previous, "precision": bench_precision,
+                "curves": bench_curves, "scale": lambda o: bench_scale(o, trims=tuple(a.trim_above.split(","))),
+                "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames),
+                "pan": bench_pan, "tiles1080": bench_tiles1080, "stereo": bench_stereo, "zoom": bench_zoom,
+                "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080}
     which = a.only.split(",")
-    if "speed" in which:
-        bench_speed(out)
-    if "still" in which:
-        bench_still(out)
-    if "previous" in which:
-        bench_previous(out)
-    if "precision" in which:
-        bench_precision(out)
-    if "curves" in which:
-        bench_curves(out)
-    if "scale" in which:
-        bench_scale(out, trims=tuple(a.trim_above.split(",")))
-    if "scale8k" in which:
-        bench_scale(out, cases=SCALE8K_CASES)
-    if "video" in which:
-        bench_video(out, a.frames)
-    if "pan" in which:
-        bench_pan(out)
-    if "tiles1080" in which:
-        bench_tiles1080(out)
-    if "stereo" in which:
-        bench_stereo(out)
-    if "zoom" in which:
-        bench_zoom(out)
-    if "text" in which:
-        bench_text(out)
-    if "panorama" in which:
-        bench_panorama(out)
-    if "video1080" in which:
-        bench_video1080(out)
+    unknown = [w for w in which if w not in sections]
+    if unknown:
+        ap.error(f"--only: unknown section(s) {', '.join(unknown)}; choose from {', '.join(sections)}")
+    for name, run in sections.items():      # in this order, whatever the order given
+        if name in which:
+            run(out)
     text = "\n".join(out)
     print(text)
     results = ROOT / "scripts" / "bench_results.md"

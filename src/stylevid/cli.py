@@ -175,7 +175,7 @@ def style_config(**kw) -> C.StyleConfig:
 def image(
     content: List[Path] = typer.Argument(..., help="Photo(s) to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image \\[default: <content>_<style>.png]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image, or an existing folder (several photos) \\[default: <content>_<style>.png]."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(S.size, help="Long edge of the output in pixels."),
     scales: int = O_SCALES,
