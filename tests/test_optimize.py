@@ -117,14 +117,15 @@ def test_lbfgs_matches_torch_lbfgs_step_for_step():
     assert loss(ours) < 0.1 * loss(torch.zeros(48))
 
 
-def test_an_lbfgs_step_reads_nothing_back_to_the_host(monkeypatch):
+@pytest.mark.parametrize("history_dtype", [None, torch.bfloat16])
+def test_an_lbfgs_step_reads_nothing_back_to_the_host(monkeypatch, history_dtype):
     """On a GPU each read-back is a sync: the step must stay in tensor ops (checked on CPU by making
-    every read-back raise)."""
+    every read-back raise), with the history in float32 or in bfloat16."""
     from stylevid.optimize import LBFGS
 
     x = torch.rand(1, 3, 8, 8, requires_grad=True)
     target = torch.rand(1, 3, 8, 8)
-    opt = LBFGS(x, history=3)
+    opt = LBFGS(x, history=3, history_dtype=history_dtype)
 
     def closure():
         x.grad = None
@@ -140,7 +141,7 @@ def test_an_lbfgs_step_reads_nothing_back_to_the_host(monkeypatch):
     for _ in range(6):                       # past the history size, so pairs are dropped too
         opt.step(closure)
     monkeypatch.undo()
-    assert (x - target).abs().max().item() < 1e-3
+    assert (x - target).abs().max().item() < (1e-3 if history_dtype is None else 1e-2)
 
 
 def test_lbfgs_history_shrinks_for_huge_pictures():
@@ -152,3 +153,43 @@ def test_lbfgs_history_shrinks_for_huge_pictures():
     assert history_pairs(huge, 20, 1024) == 6       # 6 pairs x 2 x 84 MiB <= 1 GiB
     assert history_pairs(huge, 20, 10) == 3         # never fewer than 3
     assert history_pairs(huge, 20, None) == 20
+
+
+def test_a_history_past_its_budget_is_kept_in_bfloat16_with_twice_the_pairs():
+    from stylevid.optimize import history_plan
+
+    small = torch.zeros(1, 3, 512, 384)
+    huge = torch.zeros(1, 3, 1920, 3840)             # 84 MiB a float32 vector, 42 MiB in bfloat16
+    assert history_plan(small, 20, 768) == (20, None)             # fits: float32, as torch's
+    assert history_plan(huge, 20, 768) == (9, torch.bfloat16)     # float32 would fit 4
+    assert history_plan(huge, 20, 10) == (3, torch.bfloat16)      # the minimum, in half the memory
+    assert history_plan(huge, 20, None) == (20, None)
+
+
+def test_lbfgs_with_a_bfloat16_history_follows_the_float32_one():
+    """The pairs are stored in bfloat16 (curvature and scale still come from float32); on a badly
+    scaled problem it ends about where float32 storage does, and far below where it started."""
+    from stylevid.optimize import LBFGS, _dot
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(5000, generator=g) * 10 + 0.1
+    b = torch.rand(5000, generator=g)
+    loss = lambda x: (a * (x - b).pow(2)).sum() + x.pow(4).sum()  # noqa: E731
+    ends = {}
+    for dtype in (None, torch.bfloat16):
+        x = torch.zeros(5000, requires_grad=True)
+        opt = LBFGS(x, history=3, history_dtype=dtype)
+
+        def closure():
+            x.grad = None
+            v = loss(x)
+            v.backward()
+            return v
+        for _ in range(25):
+            opt.step(closure)
+        ends[dtype] = float(loss(x.detach()))
+        assert all(s.dtype == (dtype or torch.float32) for s in (*opt.s, *opt.y))
+    start = float(loss(torch.zeros(5000)))
+    assert ends[torch.bfloat16] < 0.1 * start and abs(ends[torch.bfloat16] / ends[None] - 1) < 0.01, ends
+    u, v = torch.rand(10_000, generator=g).bfloat16(), torch.rand(10_000, generator=g)
+    assert torch.allclose(_dot(u, v, chunk=999), u.float().dot(v), rtol=1e-5)    # chunked, any remainder

@@ -41,13 +41,36 @@ def with_grad(x: Tensor, value: Tensor, grad: Tensor) -> Tensor:
     return _WithGrad.apply(x, value.detach(), grad.detach())
 
 
-def history_pairs(x: Tensor, pairs: int, budget_mb: float | None) -> int:
-    """L-BFGS pairs to keep: ``pairs``, fewer when 2 vectors per pair the size of ``x`` would pass
-    ``budget_mb`` (a 3840×1920 picture is 84 MiB a vector: 20 pairs would be 3.3 GiB). At least 3."""
+def history_pairs(x: Tensor, pairs: int, budget_mb: float | None,
+                  dtype: torch.dtype | None = None) -> int:
+    """L-BFGS pairs to keep: ``pairs``, fewer when 2 vectors per pair the size of ``x`` (stored as
+    ``dtype``, ``x``'s by default) would pass ``budget_mb`` (a 3840×1920 picture is 84 MiB a vector
+    in float32: 20 pairs would be 3.3 GiB). At least 3."""
     if budget_mb is None:
         return pairs
-    per_pair = 2 * x.numel() * x.element_size()
+    per_pair = 2 * x.numel() * (dtype or x.dtype).itemsize
     return max(3, min(pairs, int(budget_mb * 2**20 // per_pair)))
+
+
+def history_plan(x: Tensor, pairs: int, budget_mb: float | None) -> tuple[int, torch.dtype | None]:
+    """(pairs, storage dtype) of the L-BFGS history: float32 pairs while ``pairs`` of them fit the
+    budget; past that, bfloat16 ones, twice as many in the same memory (at least 3: half the memory).
+
+    bfloat16 storage costs the direction little (tubingen and Starry Night at 512 px with the still
+    defaults, measured by hand: final loss 0.1643 vs 0.1646 with 20 pairs, 0.1758 vs 0.1749 with 3),
+    much less than fewer pairs do (3 pairs instead of 20: 0.1749 vs 0.1646)."""
+    full = history_pairs(x, pairs, budget_mb)
+    if full >= pairs or not x.is_floating_point() or x.dtype == torch.bfloat16:
+        return full, None
+    return history_pairs(x, pairs, budget_mb, torch.bfloat16), torch.bfloat16
+
+
+def _dot(a: Tensor, b: Tensor, chunk: int = 1 << 22) -> Tensor:
+    """``a·b`` where ``a`` may be stored in a lower precision than ``b``: converted a chunk at a
+    time (16 MiB of float32), not into a picture-sized temporary."""
+    if a.dtype == b.dtype:
+        return a.dot(b)
+    return sum(a[i:i + chunk].to(b.dtype).dot(b[i:i + chunk]) for i in range(0, a.numel(), chunk))
 
 
 class LBFGS:
@@ -59,8 +82,10 @@ class LBFGS:
     descent direction gives a step of 0.
     """
 
-    def __init__(self, x: Tensor, history: int = 20, tolerance_change: float = 1e-9):
+    def __init__(self, x: Tensor, history: int = 20, tolerance_change: float = 1e-9,
+                 history_dtype: torch.dtype | None = None):
         self.x, self.history, self.tol = x, history, tolerance_change
+        self.history_dtype = history_dtype     # None: x's; bfloat16 halves the history's memory
         self.s: list[Tensor] = []
         self.y: list[Tensor] = []
         self.rho: list[Tensor] = []
@@ -72,12 +97,12 @@ class LBFGS:
         q = g.neg()
         alpha = []
         for s, y, rho in zip(reversed(self.s), reversed(self.y), reversed(self.rho)):
-            a = rho * s.dot(q)
+            a = rho * _dot(s, q)
             q.addcmul_(y, a, value=-1)
             alpha.append(a)
         r = q.mul_(self.h_diag)
         for s, y, rho, a in zip(self.s, self.y, self.rho, reversed(alpha)):
-            r.addcmul_(s, a - rho * y.dot(r))
+            r.addcmul_(s, a - rho * _dot(y, r))
         return r
 
     @torch.no_grad()
@@ -99,6 +124,8 @@ class LBFGS:
             self.h_diag = torch.where(ok, ys / y.dot(y), self.h_diag)
             if len(self.s) == self.history:
                 self.s.pop(0), self.y.pop(0), self.rho.pop(0)
+            if self.history_dtype is not None:      # curvature and scale above came from float32
+                s, y = s.to(self.history_dtype), y.to(self.history_dtype)
             self.s.append(s), self.y.append(y), self.rho.append(torch.where(ok, 1.0 / ys, torch.zeros_like(ys)))
             d = self.direction(g)
             t = g.new_ones(())
@@ -113,12 +140,13 @@ def optimize(x0: Tensor, loss_fn: Callable[[Tensor], Tensor], iterations: int, c
              on_step: Callable[[int, Tensor], None] | None = None) -> tuple[Tensor, int, float]:
     """Return (result, iterations used, final loss). From ``cfg``: the optimizer, Adam's ``lr``,
     early stopping (``early_stop_tol``, ``early_stop_patience``) and the L-BFGS history
-    (``lbfgs_history`` pairs within ``lbfgs_memory_mb``, see :func:`history_pairs`)."""
+    (``lbfgs_history`` pairs within ``lbfgs_memory_mb``, see :func:`history_plan`)."""
     optimizer, tol, patience = cfg.optimizer, cfg.early_stop_tol, cfg.early_stop_patience
     x = x0.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)  # L-BFGS views grads flat
     if optimizer == "lbfgs":
         # A line search doubles the evaluations for the same loss (measured), so none.
-        opt = LBFGS(x, history_pairs(x, cfg.lbfgs_history, cfg.lbfgs_memory_mb))
+        pairs, dtype = history_plan(x, cfg.lbfgs_history, cfg.lbfgs_memory_mb)
+        opt = LBFGS(x, pairs, history_dtype=dtype)
     elif optimizer == "adam":
         opt = torch.optim.Adam([x], lr=cfg.lr)
     else:
