@@ -149,7 +149,7 @@ O_VIEW_TILE_ABOVE = typer.Option(S.view_tile_above, help="360: views over VIEW_T
 O_TILE = typer.Option(S.tile, help="Tile size in pixels, halo included.")
 O_HALO = typer.Option(S.tile_halo, help="Context around each tile, px (a multiple of 32).")
 O_PRECISION = typer.Option(S.precision, help="Encoder arithmetic: fp32, or bf16/fp16 mixed precision (for GPUs; fp16 needs CUDA).")
-O_LBFGS_MEM = typer.Option(S.lbfgs_memory_mb, "--lbfgs-memory", help="MB the L-BFGS history may take (fewer steps remembered for huge pictures; never fewer than 3).")
+O_LBFGS_MEM = typer.Option(S.lbfgs_memory_mb, "--lbfgs-memory", help="MB the L-BFGS history may take (past it, steps are kept in bfloat16, then fewer are kept; never fewer than 3).")
 O_SSCALE = typer.Option(S.style_scale, help="Style image size relative to the output.")
 O_COLORS = typer.Option(S.preserve_colors, help="Keep the content's colours (luminance-only transfer).")
 O_SEED = typer.Option(S.seed, help="Random seed (noise init, per-frame seeds).")

@@ -56,7 +56,7 @@ class StyleConfig:
     optimizer: str = "lbfgs"
     lr: float = 0.02                    # Adam step on [0,1] pixels
     lbfgs_history: int = 20             # L-BFGS pairs kept ...
-    lbfgs_memory_mb: int = 768          # ... fewer when they would take more memory (huge pictures)
+    lbfgs_memory_mb: int = 768          # ... in bfloat16, then fewer, when float32 would take more (huge pictures)
     # Flat pictures (video frames) over tile_above² pixels go through the encoder in tiles of tile px
     # with tile_halo px of context each (0: never); 360 views over view_tile_above². Tiles bound the
     # memory and cost speed: a 1920x1080 or 1920x1280 picture goes whole (bench.py `scale`), while

@@ -117,3 +117,12 @@ def test_video_options_for_a_zoom_are_said_to_be_ignored(photo, tmp_path):
     said = []
     dream(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=1), VideoConfig(start=1.0), on_event=said.append)
     assert any("--start" in getattr(e, "text", "") for e in said)
+
+
+def test_a_longer_zoom_continues_a_kept_one(photo, tmp_path, monkeypatch):
+    dream_zoom(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=2), keep_work=True)
+    save = V.WorkFolder.save
+    painted = []
+    monkeypatch.setattr(V.WorkFolder, "save", lambda self, t, im: (painted.append(t), save(self, t, im))[1])
+    out = dream_zoom(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=4), overwrite=True)
+    assert painted == [2, 3] and len(decoded(out)) == 4

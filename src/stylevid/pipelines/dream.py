@@ -636,8 +636,10 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
                    f"octave on frame 0 and {cfg.zoom_steps} after, on {dreamer.device} with {cfg.encoder} "
                    f"({', '.join(_describe(t) for t in dreamer.terms)})")
 
-    # The work folder is keyed by everything that changes the frames (not the fps or crf).
-    settings = {k: v for k, v in to_dict(cfg).items() if k not in ("zoom_fps", "save_every", "device", "offline")}
+    # The work folder is keyed by everything that changes the frames: not the fps, the crf, or how
+    # many frames (frame k depends only on the frames before it), so a longer zoom continues a kept one.
+    settings = {k: v for k, v in to_dict(cfg).items()
+                if k not in ("zoom_frames", "zoom_fps", "save_every", "device", "offline")}
     key_src = json.dumps({"input": file_identity(ipath), "others": [file_identity(p) for p in inputs[1:]],
                           "size": [w, h], "zoom": settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
