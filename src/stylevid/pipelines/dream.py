@@ -439,13 +439,17 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
         size = (h // 2, w) if stereo == "top-bottom" else (h, w // 2)
         picture = eyes.join(*(to_uint8(resize(to_tensor(e), size, cfg.wrap_x)) for e in eyes.split(picture)))
         h, w = picture.shape[:2]
+        octaves = dreamer.sizes(*size)          # each eye is dreamed at its own size
         if mask_array is not None:
             mask_array = eye_mask(mask_array, stereo, w, h)
         if cfg.save_every:
             warn(on_event, "--save-every: no intermediate images for a stereo picture (it is dreamed eye by eye)")
-    elif (h, w) != picture.shape[:2]:
-        picture = to_uint8(resize(to_tensor(picture), (h, w), cfg.wrap_x))
-    info(on_event, f"{ipath.name}: {w}x{h}, octaves {' '.join(f'{b}x{a}' for a, b in dreamer.sizes(h, w))} on "
+    else:
+        if (h, w) != picture.shape[:2]:
+            picture = to_uint8(resize(to_tensor(picture), (h, w), cfg.wrap_x))
+        octaves = dreamer.sizes(h, w)
+    info(on_event, f"{ipath.name}: {w}x{h}{f' ({stereo} stereo, eye by eye)' if stereo else ''}, octaves "
+                   f"{' '.join(f'{b}x{a}' for a, b in octaves)} on "
                    f"{dreamer.device} with {cfg.encoder} ({', '.join(_describe(t) for t in dreamer.terms)}"
                    f"{', guided by ' + gpath.name if gpath else ''}{', equirect: seamless in x' if cfg.wrap_x else ''})")
 
@@ -475,7 +479,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
                   "output": str(out), "projection": proj, "stereo": stereo, "config": to_dict(cfg),
                   "device": str(dreamer.device),
-                  "terms": [list(t) for t in dreamer.terms], "octaves": [list(s) for s in dreamer.sizes(h, w)],
+                  "terms": [list(t) for t in dreamer.terms], "octaves": [list(s) for s in octaves],
                   "seconds": {"setup": round(t1 - t0, 3), "dream": round(t2 - t1, 3),
                               "total": round(time.perf_counter() - t0, 3)}})
     return out
