@@ -459,8 +459,6 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         raise BadInput(f"--projection {pano.projection!r}: choose one of {', '.join(PROJECTIONS)}")
     out = Path(out) if out else default_output(cpath, spaths)
     check_output(out, [cpath, *spaths], overwrite)
-    if pano.stereo not in ("", *STEREO_LAYOUTS):
-        raise BadInput(f"--stereo {pano.stereo!r}: choose {' or '.join(STEREO_LAYOUTS)}")
     image = load_image(cpath, "content image")
     h, w = image.shape[:2]
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).

@@ -270,6 +270,9 @@ class StereoPainter:
     disparity flow between them, held there where that flow is reliable (``stereo_weight``, much
     firmer than the temporal loss between frames), and to its own previous frame after that.
 
+    The inner painter paints the right eye with ``other_eye(content, refs, t)``, the left eye's warp
+    first in ``refs`` (StylePainter: a warm frame holding that reference with ``stereo_weight``;
+    DreamPainter: the left eye's dream kept where the disparity warp is reliable).
     ``disparity(t, left, right)`` gives the (left → right, right → left) flow pair of frame t; the
     frame loop prefetches it in a thread (:func:`_run`), else it is computed here. The references to
     earlier frames come per eye too (each eye's own flows, wrapping within the eye in 360).
@@ -278,7 +281,7 @@ class StereoPainter:
     def __init__(self, make_inner: Callable[[int], StylePainter], layout: str, vcfg: VideoConfig,
                  wrap_x: bool, device, flow_kw: dict):
         self.make_inner, self.eyes, self.vcfg, self.wrap_x = make_inner, Eyes(layout), vcfg, wrap_x
-        self.device, self.flow_kw, self.inner = device, flow_kw, None
+        self.device, self.inner = device, None
         self.disparity: Callable[[int, np.ndarray, np.ndarray], tuple] = (
             lambda t, left, right: flow_pair_np(left, right, vcfg.flow, wrap_x, **flow_kw))
 
@@ -297,19 +300,11 @@ class StereoPainter:
         mask = reliability(b, f, self.wrap_x) * (1 - carried_from_edge(f, self.vcfg.edge_band, self.wrap_x))
         return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
 
-    def _right(self, painter, right: np.ndarray, refs: list, t: int) -> tuple[np.ndarray, int]:
-        """The right eye from its references (the left eye's warped first), by the painter's
-        ``other_eye`` (StylePainter: a warm frame holding the first reference with ``stereo_weight``;
-        DreamPainter: the left eye's dream kept where the disparity warp is reliable), else as a
-        warm frame."""
-        paint = getattr(painter, "other_eye", painter.warm)
-        return paint(right, refs, t)
-
     def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
         left, right = self.split(content)
         painter = self._painter(left)
         lo, n_left = painter.cold(left, t)
-        ro, n_right = self._right(painter, right, [self._from_left(lo, left, right, t)], t)
+        ro, n_right = painter.other_eye(right, [self._from_left(lo, left, right, t)], t)
         return self.eyes.join(lo, ro), n_left + n_right
 
     def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
@@ -318,7 +313,7 @@ class StereoPainter:
         eyes = [(self.split(w), self.split(m)) for w, m in previous]
         lo, n_left = painter.warm(left, [(w[0], m[0]) for w, m in eyes], t)
         refs = [self._from_left(lo, left, right, t), *[(w[1], m[1]) for w, m in eyes]]
-        ro, n_right = self._right(painter, right, refs, t)
+        ro, n_right = painter.other_eye(right, refs, t)
         return self.eyes.join(lo, ro), n_left + n_right
 
 
