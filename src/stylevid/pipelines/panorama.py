@@ -476,13 +476,7 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     make: Callable[[StyleConfig], Stylizer] = (
         (lambda c: PanoramaStylizer(c, style_images, on_event, pano=pano)) if mode == "equirect"
         else (lambda c: Stylizer(c, style_images, on_event)))
-    if pano.stereo:
-        t1 = time.perf_counter()
-        result, stats = stylize_stereo(image, pano.stereo, cfg, make, mode == "equirect", on_event)
-        t2 = time.perf_counter()
-        stylizer = None
-    else:
-        stylizer = make(cfg)
+    stylizer = None if pano.stereo else make(cfg)     # a stereo pair makes one per eye size, below
     info(on_event, f"{cpath.name}: {w}x{h} → long edge {cfg.size} on {pick_device(cfg.device)} with {cfg.encoder}"
                    + (f", 360 mode: {len(stylizer.views)} views" if mode == "equirect" and stylizer else "")
                    + (f", stereo ({pano.stereo}) eye by eye" if pano.stereo else ""))
@@ -491,10 +485,12 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         if cfg.save_every and i % cfg.save_every == 0:
             save_image(to_uint8(x), out.with_name(f"{out.stem}.s{level + 1}.{i:04d}{out.suffix}"))
 
-    if stylizer is not None:
-        t1 = time.perf_counter()
+    t1 = time.perf_counter()
+    if stylizer is None:
+        result, stats = stylize_stereo(image, pano.stereo, cfg, make, mode == "equirect", on_event)
+    else:
         result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
-        t2 = time.perf_counter()
+    t2 = time.perf_counter()
     stats.setdefault("projection", mode)
     stats["projection_reason"] = why
     stats["seam_ratio"] = round(_seam_ratio(result, pano.stereo), 4)
