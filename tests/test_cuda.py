@@ -27,11 +27,12 @@ def pictures(h: int, w: int) -> tuple[torch.Tensor, np.ndarray]:
     return content, np.asarray(load_image(SAMPLES / "swirls.jpg"))
 
 
-def steps_without_sync(loss_fn, x0: torch.Tensor, n: int = 5) -> torch.Tensor:
+def steps_without_sync(loss_fn, x0: torch.Tensor, n: int = 5, history_dtype=None) -> torch.Tensor:
     """``n`` L-BFGS steps of ``loss_fn`` (the first one outside sync debug: lazy set-up, cuDNN's
-    choice of algorithms); returns the last loss, read back only afterwards."""
+    choice of algorithms); returns the last loss, read back only afterwards. ``history_dtype``:
+    bfloat16 is how a huge picture keeps its L-BFGS history."""
     x = x0.detach().clone().requires_grad_(True)
-    opt = LBFGS(x, 5)
+    opt = LBFGS(x, 5, history_dtype=history_dtype)
 
     def closure():
         x.grad = None
@@ -52,15 +53,16 @@ def steps_without_sync(loss_fn, x0: torch.Tensor, n: int = 5) -> torch.Tensor:
     return loss
 
 
-@pytest.mark.parametrize("tile_above", [0, 64])
-def test_still_objective_steps_make_no_host_round_trip(tile_above):
-    """The still loss (encoder, Grams, content, TV), whole and through tiles."""
+@pytest.mark.parametrize("tile_above, history_dtype", [(0, None), (64, None), (64, torch.bfloat16)])
+def test_still_objective_steps_make_no_host_round_trip(tile_above, history_dtype):
+    """The still loss (encoder, Grams, content, TV), whole and through tiles; the last case with the
+    L-BFGS history in bfloat16, as huge pictures keep it."""
     from stylevid.pipelines.still import Stylizer
 
     content, style = pictures(96, 128)
     st = Stylizer(StyleConfig(device="cuda", tile_above=tile_above, tile=64, tile_halo=32), [style])
     assert st.tiled(96, 128) == bool(tile_above)
-    loss = steps_without_sync(st.objective(content), content)
+    loss = steps_without_sync(st.objective(content), content, history_dtype=history_dtype)
     assert torch.isfinite(loss).item()
 
 
