@@ -694,11 +694,12 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
     validate(cfg)
     if vcfg is not None:
         validate_video(vcfg)
-    if is_video(path) and cfg.zoom_frames:
+    video = is_video(path)       # may open the file with PyAV: once
+    if video and cfg.zoom_frames:
         raise BadInput(f"{path}: --zoom-frames makes a video from a photo; this is a video already")
     if stereo and cfg.zoom_frames:
         raise BadInput("--stereo and --zoom-frames: a zoom is made from one picture, not a stereo pair")
-    if stereo and is_video(path):
+    if stereo and video:
         warn(on_event, f"{path}: --stereo is for photos; a video's own metadata says whether it is stereo")
         stereo = ""
     if cfg.zoom_frames:
@@ -708,7 +709,7 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
             warn(on_event, f"{path}: {', '.join(ignored)} apply to video inputs only; ignored for a zoom")
         return dream_zoom(path, out, cfg, v.crf, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                           keep_work=keep_work, on_event=on_event, projection=projection)
-    if is_video(path):
+    if video:
         return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                            keep_work=keep_work, on_event=on_event, projection=projection)
     if vcfg is not None:

@@ -285,9 +285,6 @@ class StereoPainter:
         self.disparity: Callable[[int, np.ndarray, np.ndarray], tuple] = (
             lambda t, left, right: flow_pair_np(left, right, vcfg.flow, wrap_x, **flow_kw))
 
-    def split(self, x):
-        return self.eyes.split(x)
-
     def _painter(self, eye: np.ndarray) -> StylePainter:
         if self.inner is None:
             self.inner = self.make_inner(max(eye.shape[:2]))
@@ -301,16 +298,16 @@ class StereoPainter:
         return warp(to_tensor(left_out, dev), f, self.wrap_x), mask
 
     def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
-        left, right = self.split(content)
+        left, right = self.eyes.split(content)
         painter = self._painter(left)
         lo, n_left = painter.cold(left, t)
         ro, n_right = painter.other_eye(right, [self._from_left(lo, left, right, t)], t)
         return self.eyes.join(lo, ro), n_left + n_right
 
     def warm(self, content: np.ndarray, previous: list, t: int) -> tuple[np.ndarray, int]:
-        left, right = self.split(content)
+        left, right = self.eyes.split(content)
         painter = self._painter(left)
-        eyes = [(self.split(w), self.split(m)) for w, m in previous]
+        eyes = [(self.eyes.split(w), self.eyes.split(m)) for w, m in previous]
         lo, n_left = painter.warm(left, [(w[0], m[0]) for w, m in eyes], t)
         refs = [self._from_left(lo, left, right, t), *[(w[1], m[1]) for w, m in eyes]]
         ro, n_right = painter.other_eye(right, refs, t)
