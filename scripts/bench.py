@@ -1,6 +1,6 @@
 """Benchmarks behind the README's numbers. Run by hand:
-``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,zoom,text,
-panorama,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
+``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,
+stereo_detect,zoom,text,panorama,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
 CPU, scale8k ~25 min).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
@@ -26,6 +26,8 @@ appended to it).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - stereo: a real stereo 360 photo painted eye by eye at --stereo-weight 5, 50, 500: the warping
           error between the painted eyes against the photo's own.
+- stereo_detect: `--stereo auto` on every file of the shared media (a few seconds): the layout found
+          and the score, against the truth in the file names.
 - zoom:   `dream --zoom-frames 24` from a photo at 384 px: seconds per frame.
 - text:   scripts/bench_text.py in a subprocess (word LSTM: 2 minutes of training, validation
           perplexity, tokens/s trained and generated, longest verbatim run).
@@ -649,6 +651,48 @@ def bench_stereo(out: list[str], size: int = 384, weights=(5.0, 50.0, 500.0)) ->
             "| eyes | warping error | s |", "|---|---|---|", *rows, ""]
 
 
+def bench_stereo_detect(out: list[str]) -> None:
+    """--stereo auto on every picture of the shared media (photos: the picture; videos: the three
+    frames stylevid video reads): which layout is found, the score, and the margin over the control
+    (the best over layouts and pictures), against the thresholds. A file whose name says stereoTB is
+    stereo top-bottom."""
+    from stylevid.images import load_image
+    from stylevid.stereo import MIN_MARGIN, MIN_SCORE, detect, halves_match
+    from stylevid.video import read_frames
+
+    rows, stereo_scores, mono_scores, wrong, margins = [], [], [], [], {True: [], False: []}
+    files = sorted(p for p in SHARED.glob("*/*") if p.suffix.lower() in (".jpg", ".png", ".mp4", ".mov", ".ts"))
+    if not files:
+        out += ["## Stereo detection", "", f"skipped: no media under {SHARED}", ""]
+        return
+    for path in files:
+        if path.suffix.lower() in (".jpg", ".png"):
+            pictures = [load_image(path)]
+        else:
+            pictures = [f.image for f in read_frames(path, 512, 0.0, None) if f.index % 10 == 0 and f.index <= 20]
+            pictures = pictures[:3]
+        t = time.perf_counter()
+        layout, score = detect(pictures)
+        ms = (time.perf_counter() - t) * 1000
+        truth = "top-bottom" if "stereoTB" in path.name else ""
+        (stereo_scores if truth else mono_scores).append(score)
+        margin = max(m.score - m.control for p in pictures for m in (halves_match(p, "top-bottom"),
+                                                                     halves_match(p, "left-right")))
+        margins[bool(truth)].append(margin)
+        if layout != truth:
+            wrong.append(path.name)
+        rows.append(f"| {path.parent.name}/{path.name} | {len(pictures)} | {layout or 'one picture'} | {score:.2f} "
+                    f"| {margin:.2f} | {ms:.0f} |")
+    out += ["## Stereo detection (`--stereo auto` on the shared media, `stylevid.stereo.detect`)", "",
+            f"{len(stereo_scores)} stereo files score {min(stereo_scores):.2f}-{max(stereo_scores):.2f} with margins "
+            f"{min(margins[True]):.2f}-{max(margins[True]):.2f}; {len(mono_scores)} mono files score at most "
+            f"{max(mono_scores):.2f} with margins at most {max(margins[False]):.2f} (thresholds: score {MIN_SCORE}, "
+            f"margin {MIN_MARGIN}); wrong: {', '.join(wrong) or 'none'}. Margin: the score less the same with one "
+            "eye also shifted vertically (best over layouts and pictures).", "",
+            "| file | pictures | found | score | margin | ms |", "|---|---|---|---|---|---|", *rows, ""]
+    print(f"stereo_detect: wrong {wrong}", file=sys.stderr, flush=True)
+
+
 def bench_zoom(out: list[str], frames: int = 24, size: int = 384) -> None:
     """A zoom dream (`dream --zoom-frames`) from a photo with the defaults: seconds per frame."""
     from stylevid.config import DreamConfig
@@ -700,8 +744,8 @@ def bench_panorama(out: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,zoom,"
-                                      "text,panorama")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,"
+                                      "stereo_detect,zoom,text,panorama")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -710,7 +754,8 @@ def main() -> None:
     sections = {"speed": bench_speed, "still": bench_still, "previous": bench_previous, "precision": bench_precision,
                 "curves": bench_curves, "scale": lambda o: bench_scale(o, trims=tuple(a.trim_above.split(","))),
                 "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames),
-                "pan": bench_pan, "tiles1080": bench_tiles1080, "stereo": bench_stereo, "zoom": bench_zoom,
+                "pan": bench_pan, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
+                "stereo_detect": bench_stereo_detect, "zoom": bench_zoom,
                 "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080}
     which = a.only.split(",")
     unknown = [w for w in which if w not in sections]

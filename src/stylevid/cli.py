@@ -159,6 +159,9 @@ O_OFFLINE = typer.Option(S.offline, help="Never download weights.")
 O_DEVICE = typer.Option(S.device, help="auto, cpu, cuda or mps.")
 O_OVERWRITE = typer.Option(False, help="Replace an existing output.")
 O_QUIET = typer.Option(False, "--quiet", "-q", help="No progress, only errors and the output path.")
+O_STEREO = typer.Option(C.PanoramaConfig().stereo, help="Both eyes in one frame (360 or flat 3D), painted eye by eye so "
+                        "that they match: auto (a video's metadata, else the frame's halves matching as two eyes), "
+                        "none, top-bottom or left-right.")
 
 
 def style_config(**kw) -> C.StyleConfig:
@@ -204,7 +207,7 @@ def image(
     export_cubemap: Optional[Path] = typer.Option(None, help="360: also write the six cube faces into this folder."),
     views: int = typer.Option(C.PanoramaConfig().views, help="360: views per step, 6 (cube faces), 10, 14 or 18."),
     face_size: int = typer.Option(C.PanoramaConfig().face_size, help="360: view size in pixels (0: automatic)."),
-    stereo: str = typer.Option(C.PanoramaConfig().stereo, help="top-bottom or left-right: both eyes of a stereo photo (360 or flat) in one picture, painted eye by eye so that they match."),
+    stereo: str = O_STEREO,
     seed: int = O_SEED,
     encoder: str = O_ENCODER,
     weights: Optional[Path] = O_WEIGHTS,
@@ -259,7 +262,7 @@ def video(
     reveal_iterations: int = typer.Option(V.reveal_iterations, help="Half-size iterations that paint regions the flow cannot follow (revealed by a pan) before a warm frame (0: off)."),
     edge_band: float = typer.Option(V.edge_band, help="Paint within this many px of a frame's edge (its padding line) is not carried inward by a camera move (0: off)."),
     temporal_weight: float = typer.Option(V.temporal_weight, help="Weight of the temporal loss (0: none)."),
-    stereo_weight: float = typer.Option(V.stereo_weight, help="Stereo 360: weight holding the right eye to the painted left eye."),
+    stereo_weight: float = typer.Option(V.stereo_weight, help="Stereo: weight holding the right eye to the painted left eye."),
     warm_start: bool = typer.Option(V.warm_start, help="Start each frame from the previous one warped by flow."),
     long_term: str = typer.Option(",".join(map(str, V.long_term)), help="Earlier frames compared against, e.g. 1,2,4."),
     flow: str = typer.Option(V.flow, help="dis, farneback or raft."),
@@ -268,6 +271,7 @@ def video(
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
     projection: str = typer.Option(C.PanoramaConfig().projection,
                                    help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
+    stereo: str = O_STEREO,
     restart: bool = typer.Option(False, help="Discard finished frames of an earlier run and start over."),
     keep_work: bool = typer.Option(False, help="Keep the work folder (finished frames, flows) after success."),
     scales: int = O_SCALES,
@@ -303,14 +307,14 @@ def video(
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
-    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection"):
+    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection", "stereo"):
         kw.pop(k)
 
     def job(sink):
         vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
         vcfg = C.VideoConfig(**vkw)
         return stylize_video(input, style, output, style_config(**kw), vcfg, overwrite=overwrite,
-                             restart=restart, keep_work=keep_work, on_event=sink, projection=projection)
+                             restart=restart, keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
 
     run(job, quiet)
 
@@ -333,7 +337,7 @@ def dream(
     jitter: int = typer.Option(D.jitter, help="Random shift in pixels before each step."),
     size: int = typer.Option(D.size, help="Long edge of the output in pixels (0: native)."),
     projection: str = typer.Option(C.PanoramaConfig().projection, help="auto, equirect (seamless 360) or flat."),
-    stereo: str = typer.Option(C.PanoramaConfig().stereo, help="Photo: top-bottom or left-right, both eyes in one picture, dreamed to match (stereo videos say so themselves)."),
+    stereo: str = O_STEREO,
     start: float = typer.Option(V.start, help="Video: start at this many seconds."),
     duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),

@@ -158,11 +158,12 @@ class PanoramaConfig:
     projection: str = "auto"            # auto | equirect | flat
     face_size: int = 0                  # 0: derived from the output size
     views: int = 6                      # cube faces; more adds overlapping views
-    stereo: str = ""                    # photos: "" (one picture), top-bottom or left-right (both eyes in one)
+    stereo: str = "auto"                # auto (metadata, else the halves: stereo.py) | none | top-bottom | left-right
 
 
 PROJECTIONS = ("auto", "equirect", "flat")
 STEREO_LAYOUTS = ("top-bottom", "left-right")
+STEREO_MODES = ("auto", "none", *STEREO_LAYOUTS)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,7 @@ def to_dict(cfg) -> dict:
 
 
 __all__ = [
-    "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS",
+    "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS", "STEREO_LAYOUTS", "STEREO_MODES",
     "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE",
     "StyleConfig", "VideoConfig", "DreamConfig", "PanoramaConfig", "TextConfig", "to_dict", "replace",
 ]

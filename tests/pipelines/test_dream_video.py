@@ -1,6 +1,8 @@
 """Video dream: frame count, timestamps and audio survive; warm frames start from the warped dream."""
 from __future__ import annotations
 
+import json
+
 import av
 import numpy as np
 
@@ -71,7 +73,7 @@ def test_stereo_360_dream_is_dreamed_eye_by_eye(tmp_path):
                      fps=10)
     cfg, v = DreamConfig(octaves=1, steps=4, size=0, step_size=0.02), VideoConfig(size=0, first_iterations=4,
                                                                                    iterations=2)
-    one = dream_video(clip, tmp_path / "one.mp4", cfg, v, projection="equirect")    # no metadata: one picture
+    one = dream_video(clip, tmp_path / "one.mp4", cfg, v, projection="equirect", stereo="none")
     add_spherical(clip, "top-bottom")
     events = []
     out = dream_video(clip, tmp_path / "out.mp4", cfg, v, on_event=events.append)
@@ -97,14 +99,19 @@ def test_a_mask_drawn_over_a_whole_stereo_frame_is_split_into_its_eyes():
     assert eye_mask(np.zeros((32, 128)), "left-right", 2560, 640).shape == (32, 64)
 
 
-def test_stereo_option_for_a_video_is_left_to_its_metadata(tmp_path):
+def test_stereo_option_for_a_video_without_metadata(tmp_path):
+    """--stereo names the layout of a video whose metadata does not (most stereo files carry none);
+    none dreams it as one picture."""
     from stylevid.events import Message
     from stylevid.pipelines.dream import dream
 
     clip = make_clip(tmp_path / "in.mp4", moving_square(2, 48, 64, shift=3), fps=10)
-    said = []
-    out = dream(clip, tmp_path / "out.mp4", DreamConfig(octaves=1, steps=1, size=64),
-                VideoConfig(size=64, first_iterations=1, iterations=1), stereo="top-bottom", on_event=said.append)
-    assert out.is_file()
-    assert [e.text for e in said if isinstance(e, Message) and e.level == "warning"] == [
-        f"{clip}: --stereo is for photos; a video's own metadata says whether it is stereo"]
+    for stereo in ("top-bottom", "none"):
+        said = []
+        out = dream(clip, tmp_path / f"{stereo}.mp4", DreamConfig(octaves=1, steps=1, size=64),
+                    VideoConfig(size=64, first_iterations=1, iterations=1), stereo=stereo, on_event=said.append)
+        assert json.loads(out.with_name(out.name + ".json").read_text())["stereo"] == ("" if stereo == "none" else stereo)
+        eye_by_eye = [e.text for e in said if isinstance(e, Message) and "each eye is dreamed on its own" in e.text]
+        assert eye_by_eye == ([f"in.mp4: stereo (top-bottom: --stereo top-bottom): each eye is dreamed on its own, "
+                               "the right eye from the left one warped by the disparity flow between them"]
+                              if stereo != "none" else [])

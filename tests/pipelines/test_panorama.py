@@ -236,11 +236,17 @@ def test_a_stereo_photo_is_painted_eye_by_eye(tmp_path, layout, projection):
         a, b = np.split(load_image(out).astype(float), 2, axis=axis)
         return float(np.abs(a - b).mean())
 
-    stereo, one = eyes_apart(layout), eyes_apart("")
+    stereo, one = eyes_apart(layout), eyes_apart("none")
     assert stereo < 0.5 * one, (stereo, one)      # measured 1.02 vs 3.09 (top-bottom), 1.07 vs 7.79
     rec = json.loads((tmp_path / f"o{layout}.png.json").read_text())
     assert rec["stereo"] == layout and rec["projection"] == ("equirect" if projection == "auto" else "flat")
     assert any(isinstance(e, Message) and "eye by eye" in e.text for e in events)
+    # Without --stereo (auto), the halves show the layout: the same painting.
+    events.clear()
+    assert eyes_apart("auto") == pytest.approx(stereo)
+    assert json.loads((tmp_path / "oauto.png.json").read_text())["stereo"] == layout
+    assert any(isinstance(e, Message) and e.text.startswith(f"s.png: stereo ({layout}: its halves match as two eyes")
+               for e in events)
 
 
 def test_stereo_options_are_checked(tmp_path):
@@ -253,3 +259,12 @@ def test_stereo_options_are_checked(tmp_path):
         stylize_panorama(tmp_path / "odd.png", tmp_path / "style.png", tmp_path / "o.png", CFG,
                          PanoramaConfig(stereo="over-under"))
     assert not (tmp_path / "o.png").exists()
+    # Found by auto but odd: painted as one picture, with a warning.
+    eye = synthetic_pano(16, 64)
+    save_image(np.concatenate([eye, eye, eye[:1]]), tmp_path / "pair.png")
+    events = []
+    stylize_panorama(tmp_path / "pair.png", tmp_path / "style.png", tmp_path / "o.png", CFG, on_event=events.append)
+    assert json.loads((tmp_path / "o.png.json").read_text())["stereo"] == ""
+    assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == [
+        "pair.png: looks like a stereo pair (top-bottom, its halves match as two eyes (1.00)) but 64x33 does not "
+        "split into two equal eyes: painted as one picture"]

@@ -72,7 +72,8 @@ def test_a_360_input_gives_a_360_output(tmp_path, style):
 def test_stereo_360_eyes_are_painted_to_match(tmp_path, style, layout):
     """Both eyes of a top-bottom stereo 360 clip are painted eye by eye, the right one from the
     left one warped by the disparity flow: identical eyes in, (nearly) identical paint out, where
-    painting the stacked picture as one gives each eye its own brush strokes."""
+    painting the stacked picture as one gives each eye its own brush strokes. Without metadata the
+    layout is found from the halves; with it, the metadata says it (and is kept)."""
     from stylevid.events import Message
     from stylevid.video import probe, read_frames
     from stylevid.video.spherical import add_spherical
@@ -82,7 +83,14 @@ def test_stereo_360_eyes_are_painted_to_match(tmp_path, style, layout):
     axis = 0 if layout == "top-bottom" else 1
     frames = [np.concatenate([np.roll(eye, 2 * i, 1)] * 2, axis=axis) for i in range(3)]
     clip = make_clip(tmp_path / "s.mp4", frames, fps=10)
-    one = stylize_video(clip, style, tmp_path / "one.mp4", TINY, V, projection="equirect")    # no metadata: one picture
+    one = stylize_video(clip, style, tmp_path / "one.mp4", TINY, V, projection="equirect", stereo="none")
+    events = []
+    found = stylize_video(clip, style, tmp_path / "found.mp4", TINY, V, on_event=events.append)
+    said = [e.text for e in events if isinstance(e, Message)]
+    assert f"s.mp4: stereo ({layout}: its halves match as two eyes (1.00)): each eye is painted on its own, the " \
+           "right eye from the left one warped by the disparity flow between them; --stereo none paints both eyes " \
+           "as one picture" in said, said
+    assert any("360 mode (equirectangular: 64x32 is 2:1 (each eye))" in t for t in said), said
     add_spherical(clip, layout)
     events = []
     out = stylize_video(clip, style, tmp_path / "o.mp4", TINY, V, on_event=events.append)
@@ -96,29 +104,36 @@ def test_stereo_360_eyes_are_painted_to_match(tmp_path, style, layout):
 
     stereo, mono = eyes_apart(out), eyes_apart(one)
     assert len(stereo) == 3 and max(stereo) < 5, stereo           # measured 3.3-3.9
+    assert eyes_apart(found) == pytest.approx(stereo, abs=1e-9)   # the same job: only the reason differs
     if layout == "top-bottom":      # (side by side, the two halves of one 360 picture are painted alike)
         assert max(stereo) < 0.5 * min(mono), (stereo, mono)      # measured 15.6-19.6
 
 
 def test_stereo_layouts_painted_eye_by_eye_need_two_equal_eyes():
+    from pathlib import Path
     from types import SimpleNamespace as NS
 
     from stylevid.pipelines.video import stereo_layout
 
-    native = VideoConfig(size=0)
-    assert stereo_layout(NS(stereo="top-bottom", width=64, height=64), native) == "top-bottom"
-    assert stereo_layout(NS(stereo="top-bottom", width=64, height=65), native) == ""   # one picture, a warning
-    assert stereo_layout(NS(stereo="left-right", width=128, height=32), native) == "left-right"
-    assert stereo_layout(NS(stereo="left-right", width=127, height=32), native) == ""
-    assert stereo_layout(NS(stereo="", width=64, height=32), native) == ""
+    def layout(stereo, width, height, vcfg=VideoConfig(size=0), mode="auto", *args):
+        return stereo_layout(Path("c.mp4"), NS(stereo=stereo, width=width, height=height), mode, vcfg, *args)
+
+    assert layout("top-bottom", 64, 64) == "top-bottom"
+    assert layout("top-bottom", 64, 65) == ""   # one picture, a warning
+    assert layout("left-right", 128, 32) == "left-right"
+    assert layout("left-right", 127, 32) == ""
+    assert layout("top-bottom", 64, 64, mode="none") == ""
+    assert layout("", 128, 32, mode="left-right") == "left-right"
     # At the working size: 1920x1080 at --size 256 is 256x144 (even), at --size 250 250x141 (odd).
-    assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=256)) == "top-bottom"
-    assert stereo_layout(NS(stereo="top-bottom", width=1920, height=1080), VideoConfig(size=250)) == ""
+    assert layout("top-bottom", 1920, 1080, VideoConfig(size=256)) == "top-bottom"
+    assert layout("top-bottom", 1920, 1080, VideoConfig(size=250)) == ""
     said = []
-    stereo_layout(NS(stereo="top-bottom", width=64, height=65, path="c.mp4"), native, said.append, "dreamed")
+    layout("top-bottom", 64, 65, VideoConfig(size=0), "auto", said.append, "dreamed")
     assert [(e.level, e.text) for e in said] == [
-        ("warning", "c.mp4: stereo 360 (top-bottom) with an odd side: both eyes are dreamed as one picture, so "
-                    "they will not match")]
+        ("warning", "c.mp4: stereo (top-bottom: its metadata) with an odd side at 64x65: both eyes are dreamed as "
+                    "one picture, so they will not match")]
+    with pytest.raises(BadInput, match="--stereo 'sideways'"):
+        layout("", 64, 64, mode="sideways")
 
 
 def test_stereo_references_follow_each_eye_around_its_own_seam():
@@ -127,7 +142,8 @@ def test_stereo_references_follow_each_eye_around_its_own_seam():
     (earlier output warped by flow) are made eye by eye; across the whole frame, the columns at the
     eyes' seams were pulled from the other eye."""
     from stylevid.flow import FlowPrefetcher
-    from stylevid.pipelines.video import Eyes, _references
+    from stylevid.pipelines.video import _references
+    from stylevid.stereo import Eyes
 
     rng = np.random.default_rng(3)
     left, right = (np.repeat(np.repeat(rng.integers(0, 255, (8, 16, 3), dtype=np.uint8), 4, 0), 4, 1)

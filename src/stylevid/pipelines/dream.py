@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..config import ENCODER_LAYERS, PROJECTIONS, DreamConfig, to_dict
+from ..config import ENCODER_LAYERS, PROJECTIONS, STEREO_LAYOUTS, DreamConfig, PanoramaConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
@@ -58,6 +58,7 @@ from ..files import check_input, check_output
 from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
+from ..stereo import Eyes, check_mode as check_stereo
 from ..video import OUTPUT_FORMATS, write_frames
 from ..warp import warp, zoom_flow
 from .still import sidecar
@@ -406,7 +407,8 @@ def check_dream_inputs(path, what: str, guide, mask, cfg: DreamConfig, projectio
 
 def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
-                on_event: Sink = null_sink, projection: str = "auto", stereo: str = "", **overrides) -> Path:
+                on_event: Sink = null_sink, projection: str = "auto", stereo: str = PanoramaConfig.stereo,
+                **overrides) -> Path:
     """Dream one picture; returns the output path. ``overrides`` replace fields of ``cfg``.
 
     Same input/output rules as ``stylize_image``: inputs checked first, the output refused if it exists
@@ -422,10 +424,10 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
     image_format(out)  # an unknown extension fails now, not after the dream
     picture = load_image(ipath, "input image")
-    from .panorama import detect_projection, gpano_xmp, stereo_eyes
+    from .panorama import detect_projection, gpano_xmp, photo_stereo
 
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
-    eye_w, eye_h = stereo_eyes(picture, stereo, ipath)
+    stereo, (eye_w, eye_h) = photo_stereo(picture, stereo, ipath, on_event, "dreamed")
     proj = "equirect" if cfg.wrap_x else detect_projection(ipath, eye_w, eye_h, projection)
     cfg = replace(cfg, wrap_x=proj == "equirect")
     guide_image = load_image(gpath, "guide image") if gpath else None
@@ -433,8 +435,6 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
     h, w = fit_size(*picture.shape[:2], cfg.size)
     if stereo:
-        from .video import Eyes
-
         eyes = Eyes(stereo)
         size = (h // 2, w) if stereo == "top-bottom" else (h, w // 2)
         picture = eyes.join(*(to_uint8(resize(to_tensor(e), size, cfg.wrap_x)) for e in eyes.split(picture)))
@@ -545,10 +545,10 @@ def eye_mask(mask: np.ndarray, layout: str, width: int, height: int) -> np.ndarr
 def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(),
                 vcfg=None, guide: str | Path | None = None, mask: str | Path | None = None,
                 overwrite: bool = False, restart: bool = False, keep_work: bool = False,
-                on_event: Sink = null_sink, projection: str = "auto") -> Path:
+                on_event: Sink = null_sink, projection: str = "auto", stereo: str = PanoramaConfig.stereo) -> Path:
     """Dream every frame of a video, flow-guided, keeping audio and timing; resumable like
     ``stylize_video`` (same work folder, lock and signals). ``vcfg``: a VideoConfig (its size,
-    window, flow, iterations ratio, crf)."""
+    window, flow, iterations ratio, crf). ``projection`` and ``stereo`` as in ``stylize_video``."""
     from ..config import VideoConfig
     from ..video import probe
     from ..weights import raft_file
@@ -558,12 +558,13 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
     out = Path(out) if out else Path(f"{vpath.stem}_dream.mp4")
     meta = probe(vpath)
+    stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
+    eye_w, eye_h = Eyes(stereo).eye_size(meta.width, meta.height) if stereo else (meta.width, meta.height)
     wrap = cfg.wrap_x or projection == "equirect" or (
-        projection == "auto" and (meta.spherical or meta.width == 2 * meta.height))
+        projection == "auto" and (meta.spherical or eye_w == 2 * eye_h))
     cfg = replace(cfg, wrap_x=wrap)
     if wrap:
         info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
-    stereo = stereo_layout(meta, vcfg, on_event, "dreamed") if wrap else ""
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     if stereo and mask_array is not None:
@@ -583,10 +584,11 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
                              dreamer.device, flow_kw)
 
     others = [p for p in (gpath, mpath) if p is not None]
-    return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg)}, others,
+    return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg), "stereo": stereo},
+                     others,
                      overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
                      record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
-                             "mask": str(mpath) if mpath else None, "warm_steps": warm_steps},
+                             "mask": str(mpath) if mpath else None, "warm_steps": warm_steps, "stereo": stereo},
                      use_temporal=False, offline=cfg.offline, stereo=stereo)
 
 
@@ -680,7 +682,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
 def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), vcfg=None,
           guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
           restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
-          projection: str = "auto", stereo: str = "") -> Path:
+          projection: str = "auto", stereo: str = PanoramaConfig.stereo) -> Path:
     """Dream a photo or a video, whichever ``input`` is (:func:`is_video`), or with ``cfg.zoom_frames``
     turn a photo into a zoom video (:func:`dream_zoom`); returns the output path.
 
@@ -697,11 +699,9 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
     video = is_video(path)       # may open the file with PyAV: once
     if video and cfg.zoom_frames:
         raise BadInput(f"{path}: --zoom-frames makes a video from a photo; this is a video already")
-    if stereo and cfg.zoom_frames:
+    check_stereo(stereo)
+    if stereo in STEREO_LAYOUTS and cfg.zoom_frames:
         raise BadInput("--stereo and --zoom-frames: a zoom is made from one picture, not a stereo pair")
-    if stereo and video:
-        warn(on_event, f"{path}: --stereo is for photos; a video's own metadata says whether it is stereo")
-        stereo = ""
     if cfg.zoom_frames:
         v = vcfg or VideoConfig()
         ignored = [f"--{k}" for k in ("start", "duration", "flow") if getattr(v, k) != getattr(VideoConfig(), k)]
@@ -711,7 +711,7 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
                           keep_work=keep_work, on_event=on_event, projection=projection)
     if video:
         return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
-                           keep_work=keep_work, on_event=on_event, projection=projection)
+                           keep_work=keep_work, on_event=on_event, projection=projection, stereo=stereo)
     if vcfg is not None:
         d = VideoConfig()
         ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf")

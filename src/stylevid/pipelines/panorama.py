@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..config import PROJECTIONS, STEREO_LAYOUTS, PanoramaConfig, StyleConfig, to_dict
+from ..config import PROJECTIONS, PanoramaConfig, StyleConfig, to_dict
 from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_output
@@ -47,6 +47,7 @@ from ..images import resize as _plain_resize
 from ..losses import weighted_gram
 from ..optimize import optimize, with_grad
 from ..runtime import generator, pick_device
+from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..tiling import TiledLoss, tile_grid, tiled_features
 from .. import sphere as S
 from .still import Extra, Stylizer, check_inputs, default_output, keep_colors, sidecar
@@ -462,24 +463,24 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     image = load_image(cpath, "content image")
     h, w = image.shape[:2]
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
-    eye_w, eye_h = stereo_eyes(image, pano.stereo, cpath)
+    stereo, (eye_w, eye_h) = photo_stereo(image, pano.stereo, cpath, on_event)
     try:
         xmp = read_xmp(cpath)
     except Exception:
         xmp = None
     mode, why = projection_reason(xmp, eye_w, eye_h, pano.projection)
     info(on_event, f"projection: {mode} ({why})")
-    if export_cubemap_dir is not None and (mode != "equirect" or pano.stereo):
+    if export_cubemap_dir is not None and (mode != "equirect" or stereo):
         warn(on_event, "--export-cubemap: the input is not treated as one equirectangular picture; no cube map written")
         export_cubemap_dir = None
     style_images = [load_image(s, "style image") for s in spaths]
     make: Callable[[StyleConfig], Stylizer] = (
         (lambda c: PanoramaStylizer(c, style_images, on_event, pano=pano)) if mode == "equirect"
         else (lambda c: Stylizer(c, style_images, on_event)))
-    stylizer = None if pano.stereo else make(cfg)     # a stereo pair makes one per eye size, below
+    stylizer = None if stereo else make(cfg)     # a stereo pair makes one per eye size, below
     info(on_event, f"{cpath.name}: {w}x{h} → long edge {cfg.size} on {pick_device(cfg.device)} with {cfg.encoder}"
                    + (f", 360 mode: {len(stylizer.views)} views" if mode == "equirect" and stylizer else "")
-                   + (f", stereo ({pano.stereo}) eye by eye" if pano.stereo else ""))
+                   + (f", stereo ({stereo}) eye by eye" if stereo else ""))
 
     def save_intermediate(level: int, i: int, x: Tensor) -> None:
         if cfg.save_every and i % cfg.save_every == 0:
@@ -487,14 +488,15 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
 
     t1 = time.perf_counter()
     if stylizer is None:
-        result, stats = stylize_stereo(image, pano.stereo, cfg, make, mode == "equirect", on_event)
+        result, stats = stylize_stereo(image, stereo, cfg, make, mode == "equirect", on_event)
     else:
         result, stats = stylizer.stylize(image, on_step=save_intermediate if cfg.save_every else None)
     t2 = time.perf_counter()
     stats.setdefault("projection", mode)
+    stats.setdefault("stereo", stereo)
     stats["projection_reason"] = why
-    stats["seam_ratio"] = round(_seam_ratio(result, pano.stereo), 4)
-    stats["content_seam_ratio"] = round(_seam_ratio(image, pano.stereo), 4)
+    stats["seam_ratio"] = round(_seam_ratio(result, stereo), 4)
+    stats["content_seam_ratio"] = round(_seam_ratio(image, stereo), 4)
     keep = mode == "equirect" or gpano_projection(xmp) is not None
     out_xmp = gpano_xmp(xmp, result.shape[1], result.shape[0]) if keep else None
     save_image(result, out, xmp=out_xmp)
@@ -512,15 +514,26 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     return out
 
 
-def stereo_eyes(picture: np.ndarray, stereo: str, path: Path) -> tuple[int, int]:
-    """(width, height) of one eye of ``picture`` (the whole picture when ``stereo`` is ""); refuses
-    an unknown layout or a picture that does not split into two equal eyes."""
+def photo_stereo(picture: np.ndarray, mode: str, path: Path, on_event: Sink = null_sink,
+                 verb: str = "painted") -> tuple[str, tuple[int, int]]:
+    """The stereo layout ``picture`` is painted (or dreamed: ``verb``) with, "" for one picture
+    (:func:`stereo.choose` on ``mode``, the --stereo option), and the (width, height) of one eye (the
+    whole picture's when ""). Says which. A layout asked for that does not split the picture into two
+    equal eyes is refused; a detected one is then painted as one picture, with a warning."""
     h, w = picture.shape[:2]
-    if stereo not in ("", *STEREO_LAYOUTS):
-        raise BadInput(f"--stereo {stereo!r}: choose {' or '.join(STEREO_LAYOUTS)}")
-    if stereo and (h if stereo == "top-bottom" else w) % 2:
-        raise BadInput(f"{path}: --stereo {stereo}: {w}x{h} does not split into two equal eyes")
-    return (w, h // 2) if stereo == "top-bottom" else (w // 2, h) if stereo else (w, h)
+    layout, why = choose_stereo(mode, [picture])
+    if not layout:
+        return "", (w, h)
+    eyes = Eyes(layout)
+    if not eyes.splits_evenly(w, h):
+        if mode == layout:
+            raise BadInput(f"{path}: --stereo {layout}: {w}x{h} does not split into two equal eyes")
+        warn(on_event, f"{path.name}: looks like a stereo pair ({layout}, {why}) but {w}x{h} does not split "
+                       f"into two equal eyes: {verb} as one picture")
+        return "", (w, h)
+    info(on_event, f"{path.name}: stereo ({layout}: {why}): each eye is {verb} on its own, the right eye from "
+                   f"the left one warped by the disparity flow between them" + NOT_STEREO * (mode == "auto"))
+    return layout, eyes.eye_size(w, h)
 
 
 def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Callable[[StyleConfig], Stylizer],
@@ -533,7 +546,7 @@ def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Calla
     builds the stylizer for an eye's config (its size is the eye's long edge); each eye gets
     ``cfg.iterations`` at its final size. ``stereo_weight``: VideoConfig's unless given."""
     from ..config import VideoConfig
-    from .video import Eyes, StereoPainter, StylePainter
+    from .video import StereoPainter, StylePainter
 
     eyes = Eyes(layout)
     h, w = fit_size(*image.shape[:2], cfg.size)             # the whole picture's working size
@@ -558,8 +571,6 @@ def _seam_ratio(picture: np.ndarray, stereo: str) -> float:
     """The seam ratio of a picture, or the mean over the eyes of a stereo one."""
     if not stereo:
         return S.seam_ratio(picture)
-    from .video import Eyes
-
     return float(np.mean([S.seam_ratio(e) for e in Eyes(stereo).split(picture)]))
 
 

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, StyleConfig, VideoConfig, to_dict
+from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, PanoramaConfig, StyleConfig, VideoConfig, to_dict
 from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
@@ -39,6 +39,7 @@ from ..images import load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
 from ..runtime import StopFlag, interruptible, pick_device
+from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window
@@ -240,30 +241,6 @@ class StylePainter:
         return rs(x, (h, w)).clamp(0, 1), used
 
 
-class Eyes:
-    """The two eyes of a stereo frame, ``layout`` "top-bottom" or "left-right" (left eye first), for
-    H×W×C arrays and B×C×H×W tensors alike."""
-
-    def __init__(self, layout: str):
-        self.layout = layout
-
-    def _axis(self, ndim: int) -> int:
-        return (0 if ndim == 3 else -2) if self.layout == "top-bottom" else (1 if ndim == 3 else -1)
-
-    def split(self, x):
-        """(left eye, right eye)."""
-        ax = self._axis(x.ndim)
-        n = x.shape[ax] // 2
-        if isinstance(x, np.ndarray):
-            return tuple(np.split(x, 2, axis=ax))
-        return x.narrow(ax, 0, n), x.narrow(ax, n, n)
-
-    def join(self, left, right):
-        if isinstance(left, np.ndarray):
-            return np.concatenate([left, right], axis=self._axis(left.ndim))
-        return torch.cat([left, right], dim=self._axis(left.ndim))
-
-
 class StereoPainter:
     """Paints a stereo frame (both eyes in one picture, see :class:`Eyes`) eye by eye, so that the
     eyes match: the left eye as a mono frame, the right eye warm from the left one warped by the
@@ -314,18 +291,33 @@ class StereoPainter:
         return self.eyes.join(lo, ro), n_left + n_right
 
 
-def stereo_layout(meta, vcfg: VideoConfig, on_event: Sink = null_sink, verb: str = "painted") -> str:
-    """The stereo layout stylevid works on eye by eye: the input's, where the frame at its working
-    size splits into two equal eyes; says which (or warns that an odd split is one picture)."""
+def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink = null_sink,
+                  verb: str = "painted") -> str:
+    """The stereo layout the frames are painted (or dreamed: ``verb``) with eye by eye, "" for one
+    picture: :func:`stereo.choose` on ``mode`` (--stereo), that is, with auto, the layout the
+    input's metadata declares, else the one its first frames show. Says which, or warns when the
+    frame at its working size does not split into two equal eyes (then it is one picture)."""
+    def first_frames():      # three frames, 10 apart, small: enough to compare the halves
+        frames = read_frames(inp, min(512, max(meta.width, meta.height)), vcfg.start, vcfg.duration)
+        try:
+            for f in frames:
+                if f.index % 10 == 0:
+                    yield f.image
+                if f.index >= 20:
+                    break
+        finally:
+            frames.close()
+
+    layout, why = choose_stereo(mode, first_frames(), meta.stereo)
+    if not layout:
+        return ""
     w, h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
-    name = Path(getattr(meta, "path", "") or "input").name
-    if meta.stereo == "top-bottom" and h % 2 == 0 or meta.stereo == "left-right" and w % 2 == 0:
-        info(on_event, f"{name}: stereo 360 ({meta.stereo}): each eye is {verb} on its own, the right eye from "
-                       f"the left one warped by the disparity flow between them")
-        return meta.stereo
-    if meta.stereo:
-        warn(on_event, f"{name}: stereo 360 ({meta.stereo}) with an odd side: both eyes are {verb} as one "
-                       f"picture, so they will not match")
+    if Eyes(layout).splits_evenly(w, h):
+        info(on_event, f"{inp.name}: stereo ({layout}: {why}): each eye is {verb} on its own, the right eye "
+                       f"from the left one warped by the disparity flow between them" + NOT_STEREO * (mode == "auto"))
+        return layout
+    warn(on_event, f"{inp.name}: stereo ({layout}: {why}) with an odd side at {w}x{h}: both eyes are {verb} as "
+                   f"one picture, so they will not match")
     return ""
 
 
@@ -333,12 +325,14 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
                   cfg: StyleConfig = StyleConfig(), vcfg: VideoConfig = VideoConfig(), overwrite: bool = False,
                   restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
                   make_stylizer: Callable[[StyleConfig, list, Sink], Stylizer] | None = None,
-                  wrap_x: bool = False, projection: str = "auto") -> Path:
+                  wrap_x: bool = False, projection: str = "auto", stereo: str = PanoramaConfig.stereo) -> Path:
     """Stylize a video; returns the output path. Rerunning the same call resumes an interrupted job.
 
-    ``projection``: auto (spherical metadata or a 2:1 frame → 360), equirect or flat. In 360 mode the
-    panorama stylizer paints each frame seamlessly and flow and warping wrap around in x. A caller's
-    ``make_stylizer`` / ``wrap_x`` take over from the detection.
+    ``projection``: auto (spherical metadata or a 2:1 frame, or 2:1 eyes → 360), equirect or flat. In
+    360 mode the panorama stylizer paints each frame seamlessly and flow and warping wrap around in x.
+    A caller's ``make_stylizer`` / ``wrap_x`` take over from the detection. ``stereo``: auto (the
+    metadata's layout, else the one the frames' halves show), none, top-bottom or left-right; a
+    stereo video is painted eye by eye (:class:`StereoPainter`).
     """
     inp, spaths = check_inputs(input, styles, cfg, "video")
     validate_video(vcfg)
@@ -350,17 +344,18 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
-    stereo = ""
-    if projection == "equirect" or (projection == "auto" and make_stylizer is None):
-        meta = probe(inp)
-        if projection == "equirect" or meta.spherical or meta.width == 2 * meta.height:
-            from .panorama import PanoramaStylizer
+    meta = probe(inp)
+    stereo = stereo_layout(inp, meta, stereo, vcfg, on_event)
+    # A stereo frame's projection is its eyes' (a top-bottom 360 video is 1:1, each eye 2:1).
+    eye_w, eye_h = Eyes(stereo).eye_size(meta.width, meta.height) if stereo else (meta.width, meta.height)
+    if projection == "equirect" or (projection == "auto" and make_stylizer is None and (
+            meta.spherical or eye_w == 2 * eye_h)):
+        from .panorama import PanoramaStylizer
 
-            why = ("--projection equirect" if projection == "equirect" else
-                   "spherical metadata" if meta.spherical else f"{meta.width}x{meta.height} is 2:1")
-            info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
-            stereo = stereo_layout(meta, vcfg, on_event)
-            make_stylizer, wrap_x = PanoramaStylizer, True
+        why = ("--projection equirect" if projection == "equirect" else "spherical metadata" if meta.spherical
+               else f"{eye_w}x{eye_h} is 2:1" + (" (each eye)" if stereo else ""))
+        info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
+        make_stylizer, wrap_x = PanoramaStylizer, True
 
     def make_mono(size: int, sink: Sink) -> StylePainter:
         stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
