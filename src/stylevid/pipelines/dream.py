@@ -534,8 +534,6 @@ class DreamPainter:
 def eye_mask(mask: np.ndarray, layout: str, width: int, height: int) -> np.ndarray:
     """The mask for each eye of a stereo video: its first half when it was drawn over the whole
     stacked frame (its shape is nearer the frame's than an eye's), else the mask as it is."""
-    from .video import Eyes
-
     frame = width / height
     eye = frame / 2 if layout == "left-right" else frame * 2
     aspect = mask.shape[1] / mask.shape[0]
