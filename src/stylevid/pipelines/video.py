@@ -397,6 +397,12 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
+    if meta.hdr:
+        warn(on_event, f"{inp.name}: HDR video ({meta.hdr.upper()}{', BT.2020' if meta.wide_gamut else ''}, "
+                       f"{meta.pix_fmt}): tone-mapped to SDR for painting; the output is SDR (BT.709, 8-bit)")
+    elif meta.wide_gamut:
+        warn(on_event, f"{inp.name}: BT.2020 colours ({meta.pix_fmt}): converted to BT.709 for painting; the output "
+                       f"is BT.709, 8-bit")
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
@@ -422,7 +428,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
                       "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
                       "subtitles": written.subtitles, "size": [written.width, written.height],
-                      "rotation": meta.rotation, **stats,
+                      "rotation": meta.rotation, "input_colour": {"hdr": meta.hdr, "bt2020": meta.wide_gamut},
+                      **stats,
                       "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
     return out
 

@@ -26,6 +26,7 @@ from av.sidedata.sidedata import Type as SideDataType
 from ..config import MAX_IMAGE_PIXELS
 from ..errors import InvalidMedia, TooLarge
 from ..files import check_input
+from ..hdr import BT2020, transfer_name
 
 # Everything PyAV raises for a bad file. FFmpegError covers InvalidDataError, av.error.MemoryError,
 # av.error.EOFError, PatchWelcomeError, ArgumentError...; ValueError covers UnicodeDecodeError.
@@ -64,6 +65,8 @@ class VideoInfo:
     stereo3d: bool = False
     stereo: str = ""            # the stereo layout: "left-right", "top-bottom", or "" (mono / other)
     has_video: bool = True
+    hdr: str = ""               # "pq" or "hlg" for an HDR transfer (first frame's), "" for SDR
+    wide_gamut: bool = False    # BT.2020 primaries
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
     @property
@@ -270,5 +273,7 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             spherical=spherical,
             stereo3d=stereo3d,
             stereo=stereo,
+            hdr=transfer_name(first.color_trc),
+            wide_gamut=first.color_primaries == BT2020,
             display_matrix=matrix,
         )

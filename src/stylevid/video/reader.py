@@ -2,6 +2,7 @@
 
 Rotation is *not* applied to the pixels: frames come out in coded orientation and the writer
 writes the input's display matrix back, so players rotate the result just as they rotated the input.
+HDR and BT.2020 frames come out as SDR BT.709 pictures (``hdr.py``).
 
 The walk over the container (:class:`Walk`) is shared with the writer, so both agree exactly on
 which frames are in the window and in which order.
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..errors import BadInput, InvalidMedia
 from ..events import Sink, null_sink, warn
+from ..hdr import BT2020, to_sdr, transfer_name
 from .probe import AV_ERRORS, ffmpeg_log, open_video, reason
 
 
@@ -210,7 +212,15 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
 
     Trap: reformat reads the source colour range as "unspecified" (limited) unless told, so a
     full-range (JPEG range) stream would come out washed out; pass the frame's own range.
+    Trap: swscale undoes the YUV matrix but not the transfer function or the primaries, so an HDR
+    (PQ, HLG) or BT.2020 frame read as rgb24 looks grey and washed out. Those are read as 16-bit
+    R'G'B' and made SDR by ``hdr.to_sdr`` (tone mapping, gamut conversion).
     """
+    transfer, wide = transfer_name(frame.color_trc), frame.color_primaries == BT2020
+    if transfer or wide:
+        rgb16 = frame.to_ndarray(format="rgb48le", width=width, height=height,
+                                 src_color_range=frame.color_range or None)
+        return to_sdr(rgb16, transfer, wide)
     return frame.to_ndarray(format="rgb24", width=width, height=height,
                             src_color_range=frame.color_range or None)
 
