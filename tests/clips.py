@@ -42,6 +42,7 @@ def make_clip(
     rotation: int = 0,
     subtitles: Sequence[tuple[float, float, str]] = (),
     faststart: bool = False,
+    codec_options: dict | None = None,
 ) -> Path:
     """Write ``frames`` (uint8 H×W×3 RGB) as a video file; the container follows the extension.
 
@@ -50,6 +51,7 @@ def make_clip(
     ``audio`` seconds of a 440 Hz sine in ``audio_codec``; ``rotation`` degrees counter-clockwise as
     the display matrix; ``subtitles`` (start s, end s, text) cues as subrip (mkv) or mov_text (mp4/mov).
     ``faststart`` moves the MP4 index to the front (a truncated copy still opens).
+    ``codec_options``: encoder options, e.g. ``{"x264-params": "tff=1"}`` for interlaced H.264.
     """
     path = Path(path)
     frames = list(frames)
@@ -58,7 +60,7 @@ def make_clip(
     fmt = _FORMATS[path.suffix.lower()]
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, options=options) as out:
-        vs = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        vs = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=codec_options or {})
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         if pts is not None:
             tb = time_base or Fraction(1, 1000)

@@ -557,3 +557,19 @@ def test_a_pan_does_not_carry_the_frame_edge_line_inward(tmp_path):
         assert extra_edges(out, 0)[-4:].mean() > 5            # frame 0 has its edge line
         seam[band] = extra_edges(out, n - 1)[w - 1 - k - 8:w - 1 - k].mean()   # where the pan put it
     assert seam[0] > 5 and seam[12] < 0.5 * seam[0], seam
+
+
+def test_an_interlaced_video_is_painted_from_deinterlaced_frames(tmp_path):
+    from stylevid.config import StyleConfig, VideoConfig
+    from stylevid.events import Message
+    from tests.video.test_reader import combed
+
+    clip = make_clip(tmp_path / "i.mp4", combed(3), fps=25, codec_options={"x264-params": "tff=1"})
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    events = []
+    out = V.stylize_video(clip, tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=2),
+                          VideoConfig(first_iterations=2, iterations=1, reveal_iterations=0), on_event=events.append)
+    assert "i.mp4: interlaced: each frame is deinterlaced (FFmpeg's bwdif) as it is read; the output is " \
+           "progressive at the same frame rate" in [e.text for e in events if isinstance(e, Message)]
+    assert json.loads(out.with_name(out.name + ".json").read_text())["deinterlaced"] is True
+    assert not probe(out).interlaced and len(decoded(out)) == 3

@@ -397,6 +397,9 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
+    if meta.interlaced:
+        info(on_event, f"{inp.name}: interlaced: each frame is deinterlaced (FFmpeg's bwdif) as it is read; the "
+                       f"output is progressive at the same frame rate")
     if meta.hdr:
         warn(on_event, f"{inp.name}: HDR video ({meta.hdr.upper()}{', BT.2020' if meta.wide_gamut else ''}, "
                        f"{meta.pix_fmt}): tone-mapped to SDR for painting; the output is SDR (BT.709, 8-bit)")
@@ -429,6 +432,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                       "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
                       "subtitles": written.subtitles, "size": [written.width, written.height],
                       "rotation": meta.rotation, "input_colour": {"hdr": meta.hdr, "bt2020": meta.wide_gamut},
+                      "deinterlaced": meta.interlaced,
                       **stats,
                       "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
     return out

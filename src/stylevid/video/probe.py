@@ -67,6 +67,7 @@ class VideoInfo:
     has_video: bool = True
     hdr: str = ""               # "pq" or "hlg" for an HDR transfer (first frame's), "" for SDR
     wide_gamut: bool = False    # BT.2020 primaries
+    interlaced: bool = False    # the first frame is (the reader deinterlaces)
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
     @property
@@ -275,5 +276,6 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             stereo=stereo,
             hdr=transfer_name(first.color_trc),
             wide_gamut=first.color_primaries == BT2020,
+            interlaced=bool(first.interlaced_frame),
             display_matrix=matrix,
         )

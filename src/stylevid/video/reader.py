@@ -9,6 +9,7 @@ which frames are in the window and in which order.
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from fractions import Fraction
 from typing import Iterator
 
 import av
+import av.filter
 import numpy as np
 
 from ..errors import BadInput, InvalidMedia
@@ -207,8 +209,9 @@ class Walk:
             yield frame
 
 
-def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """uint8 H×W×3 RGB at (width, height), converted and scaled by swscale in one pass.
+def to_rgb(frame: av.VideoFrame, width: int, height: int, like: av.VideoFrame | None = None) -> np.ndarray:
+    """uint8 H×W×3 RGB at (width, height), converted and scaled by swscale in one pass; the colour
+    properties are ``like``'s (the decoded frame a filtered one came from), else the frame's own.
 
     Trap: reformat reads the source colour range as "unspecified" (limited) unless told, so a
     full-range (JPEG range) stream would come out washed out; pass the frame's own range.
@@ -216,13 +219,58 @@ def to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     (PQ, HLG) or BT.2020 frame read as rgb24 looks grey and washed out. Those are read as 16-bit
     R'G'B' and made SDR by ``hdr.to_sdr`` (tone mapping, gamut conversion).
     """
-    transfer, wide = transfer_name(frame.color_trc), frame.color_primaries == BT2020
+    like = like or frame
+    transfer, wide = transfer_name(like.color_trc), like.color_primaries == BT2020
     if transfer or wide:
         rgb16 = frame.to_ndarray(format="rgb48le", width=width, height=height,
-                                 src_color_range=frame.color_range or None)
+                                 src_color_range=like.color_range or None)
         return to_sdr(rgb16, transfer, wide)
-    return frame.to_ndarray(format="rgb24", width=width, height=height,
-                            src_color_range=frame.color_range or None)
+    return frame.to_ndarray(format="rgb24", width=width, height=height, src_color_range=like.color_range or None)
+
+
+def deinterlaced(frames: Iterator[av.VideoFrame]) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
+    """(decoded frame, picture to read) pairs. When the first frame is interlaced (camcorder AVCHD,
+    broadcast TS, DV), every frame goes through FFmpeg's bwdif, one picture out per frame in (each
+    field pair made a whole frame: no combing for the painting and the flow to take for texture);
+    otherwise the frames are their own pictures.
+
+    Trap: bwdif halves the time base (it could send one frame per field), so its pts are not the
+    input's: pictures are paired with frames in order. It holds one frame back; flushed at the end.
+    Trap: a stream may change size midway: a new graph is made for the new size.
+    """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        return
+    if not first.interlaced_frame:
+        yield first, first
+        yield from ((f, f) for f in frames)
+        return
+    graph, key, waiting = None, None, collections.deque()
+
+    def drain(flush: bool) -> Iterator[tuple[av.VideoFrame, av.VideoFrame]]:
+        if flush:
+            graph.push(None)
+        while waiting:
+            try:
+                picture = graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            yield waiting.popleft(), picture
+
+    for f in itertools.chain([first], frames):
+        if (f.width, f.height, f.format.name) != key:
+            if graph is not None:
+                yield from drain(True)
+            key, graph = (f.width, f.height, f.format.name), av.filter.Graph()
+            graph.link_nodes(graph.add_buffer(width=f.width, height=f.height, format=f.format, time_base=f.time_base
+                                              or Fraction(1, 90000)),
+                             graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced"),
+                             graph.add("buffersink")).configure()
+        waiting.append(f)
+        graph.push(f)
+        yield from drain(False)
+    yield from drain(True)
 
 
 def read_frames(path, size: int = 0, start: float = 0.0, duration: float | None = None,
@@ -231,14 +279,15 @@ def read_frames(path, size: int = 0, start: float = 0.0, duration: float | None 
 
     ``size`` is the long edge of the images (0: native coded size), aspect kept; every image has the
     same size even if the stream changes resolution midway. Decoding is threaded. Rotation is not
-    applied (see the module doc). Raises InvalidMedia / TooLarge / BadInput (see probe and Walk).
+    applied (see the module doc); interlaced video is deinterlaced (:func:`deinterlaced`). Raises
+    InvalidMedia / TooLarge / BadInput (see probe and Walk).
     """
     check_window(start, duration)
     with open_video(path) as (container, vs):
         width, height = scaled_size(vs.codec_context.width, vs.codec_context.height, size)
         walk = Walk(path, container, vs, start, duration, on_event=on_event)
-        for i, frame in enumerate(walk):
-            yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), to_rgb(frame, width, height))
+        for i, (frame, picture) in enumerate(deinterlaced(walk)):
+            yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), to_rgb(picture, width, height, frame))
 
 
 def count_frames(path, start: float = 0.0, duration: float | None = None) -> int:
