@@ -212,3 +212,78 @@ def test_tensor_conversions_and_sizes():
     assert fit_size(30, 40, 0) == (30, 40)
     assert resize(t, (16, 24)).shape == (1, 3, 16, 24)
     assert resize(t, (H, W)) is t
+
+
+# -- colour profiles and HEIC ----------------------------------------------------------------------------
+
+P3_D50 = np.array([[0.5151, 0.2919, 0.1572], [0.2412, 0.6922, 0.0666], [-0.0011, 0.0419, 0.7841]])   # columns r g b
+SRGB_D50 = np.array([[0.4361, 0.3851, 0.1431], [0.2225, 0.7169, 0.0606], [0.0139, 0.0971, 0.7141]])
+
+
+def matrix_profile(columns: np.ndarray, gamma: float = 2.2, name: str = "Test P3") -> bytes:
+    """A minimal ICC v2 RGB display profile: primaries (D50 XYZ columns), one gamma for every channel."""
+    import struct
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(x, y, z):
+        return b"XYZ " + b"\0" * 4 + s15(x) + s15(y) + s15(z)
+
+    text = name.encode() + b"\0"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 8 + b"\0" * 3 + b"\0" * 67
+    curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(*columns[:, 0])),
+            (b"gXYZ", xyz(*columns[:, 1])), (b"bXYZ", xyz(*columns[:, 2])), (b"rTRC", curv), (b"gTRC", curv),
+            (b"bTRC", curv), (b"cprt", b"text" + b"\0" * 4 + b"none\0\0\0\0")]
+    offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, body in tags:
+        table += sig + struct.pack(">II", offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = offset + len(data)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ " + b"\0" * 12
+              + b"acsp" + b"\0" * 24 + struct.pack(">I", 0) + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + data
+
+
+def p3_to_srgb(rgb: np.ndarray, gamma: float = 2.2) -> np.ndarray:
+    """What the profile above means in sRGB: gamma, P3 → XYZ (D50) → linear sRGB, sRGB's curve."""
+    lin = (rgb / 255.0) ** gamma @ (np.linalg.inv(SRGB_D50) @ P3_D50).T
+    lin = np.clip(lin, 0, 1)
+    v = np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return v * 255
+
+
+def test_a_display_p3_picture_is_converted_to_srgb(tmp_path):
+    rng = np.random.default_rng(0)
+    a = np.kron(rng.integers(30, 220, (4, 6, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    a[:8, :8] = (230, 40, 40)                                       # a red outside sRGB: clipped there
+    for ext in (".png", ".jpg"):
+        Image.fromarray(a).save(tmp_path / f"p3{ext}", icc_profile=matrix_profile(P3_D50), quality=100)
+        got = load_image(tmp_path / f"p3{ext}").astype(float)
+        want = p3_to_srgb(a.astype(float))
+        assert np.abs(got - want)[2::8, 2::8].max() <= 4, (ext, np.abs(got - want).max())
+        assert np.abs(got - a).mean() > 3                           # the profile changed the values
+    red = load_image(tmp_path / "p3.png")[2, 2]
+    assert red[0] > 245 and red[1] < 10, red                        # outside sRGB: green clipped to 0 (P3 red)
+    Image.fromarray(a).save(tmp_path / "plain.png")                 # no profile: the values are sRGB already
+    assert np.array_equal(load_image(tmp_path / "plain.png"), a)
+
+
+def test_srgb_and_broken_profiles_leave_the_values(tmp_path):
+    from PIL import ImageCms
+
+    a = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(a).save(tmp_path / "s.png", icc_profile=srgb)
+    Image.fromarray(a).save(tmp_path / "b.png", icc_profile=b"not a profile at all")
+    assert np.array_equal(load_image(tmp_path / "s.png"), a)
+    assert np.array_equal(load_image(tmp_path / "b.png"), a)
+
+
+def test_heic_photos_are_read(tmp_path):
+    yy, xx = np.mgrid[0:48, 0:64]
+    a = np.stack([xx * 3, yy * 4, 255 - xx * 2], -1).astype(np.uint8)  # smooth: survives 4:2:0 chroma
+    Image.fromarray(a).save(tmp_path / "phone.heic", quality=95)
+    got = load_image(tmp_path / "phone.heic")
+    assert got.shape == a.shape and np.abs(got.astype(float) - a).mean() < 3

@@ -2,7 +2,10 @@
 
 User images are read with Pillow, never OpenCV: Pillow refuses decompression bombs and raises
 on truncated files where ``cv2.imread`` returns half-grey pictures. EXIF orientation is applied;
-CMYK, palette, 16-bit, grayscale and alpha images become RGB (alpha composited on white).
+CMYK, palette, 16-bit, grayscale and alpha images become RGB (alpha composited on white). Every
+array here is sRGB: a picture with an embedded ICC profile (Display P3 from a phone, Adobe RGB
+from a camera, a CMYK press profile) is converted from it (LittleCMS, through Pillow's ImageCms).
+HEIC/HEIF (a phone's photos) is read through pillow-heif.
 """
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from .config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from .errors import BadInput, InvalidMedia, TooLarge
 from .files import atomic_path, check_input
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+register_heif_opener()      # .heic / .heif through Image.open
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 def open_image(path: str | Path, what: str = "image") -> Image.Image:
@@ -48,8 +54,25 @@ def open_image(path: str | Path, what: str = "image") -> Image.Image:
     return im
 
 
+def to_srgb(im: Image.Image) -> Image.Image:
+    """``im`` converted from its embedded ICC profile to sRGB (modes RGB, RGBA, CMYK and L; the
+    result is RGB or RGBA). Pictures without a profile, with an sRGB one, or with a profile
+    LittleCMS cannot use are returned as they are: their values are taken as sRGB."""
+    icc = im.info.get("icc_profile")
+    if not icc or im.mode not in ("RGB", "RGBA", "CMYK", "L"):
+        return im
+    try:
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(src).lower().replace(" ", ""):
+            return im
+        return ImageCms.profileToProfile(im, src, _SRGB, outputMode="RGBA" if im.mode == "RGBA" else "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return im
+
+
 def to_rgb(im: Image.Image) -> np.ndarray:
-    """Any Pillow mode → uint8 H×W×3 RGB."""
+    """Any Pillow mode → uint8 H×W×3 RGB (sRGB: see :func:`to_srgb`)."""
+    im = to_srgb(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         a = np.asarray(im, dtype=np.float64)
         # 16-bit modes always span 0..65535 (a dark 16-bit picture must stay dark); a 32-bit "I"
