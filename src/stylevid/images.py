@@ -17,15 +17,27 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
-from pillow_heif import register_heif_opener
 
 from .config import MAX_IMAGE_PIXELS, MIN_IMAGE_SIDE
 from .errors import BadInput, InvalidMedia, TooLarge
 from .files import atomic_path, check_input
 
 Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-register_heif_opener()      # .heic / .heif through Image.open
 _SRGB = ImageCms.createProfile("sRGB")
+
+
+def _open(p: Path) -> Image.Image:
+    """Image.open, with HEIC/HEIF (pillow-heif) registered the first time a picture needs it: it
+    loads codec libraries of its own (libheif, libde265, x265), which most runs never need."""
+    try:
+        return Image.open(p)
+    except UnidentifiedImageError:
+        from pillow_heif import register_heif_opener
+
+        if "HEIF" in Image.OPEN:
+            raise
+        register_heif_opener()
+        return Image.open(p)
 
 
 def open_image(path: str | Path, what: str = "image") -> Image.Image:
@@ -34,7 +46,7 @@ def open_image(path: str | Path, what: str = "image") -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(p)
+            im = _open(p)
             w, h = im.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise TooLarge(f"{p}: {w}x{h} is over the limit of {MAX_IMAGE_PIXELS} pixels")
