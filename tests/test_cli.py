@@ -100,6 +100,43 @@ def test_a_batch_that_fails_part_way_still_prints_what_it_finished(work):
     assert "broken.png" in r.stderr
 
 
+def test_a_batch_run_again_with_skip_existing_goes_on_where_it_stopped(work):
+    (work / "two.png").write_bytes((work / "photo.png").read_bytes())
+    (work / "out").mkdir()
+    (work / "out" / "photo_paint.png").write_bytes(b"painted before the stop")
+    r = runner().invoke(app, ["image", "photo.png", "two.png", "-s", "paint.png", "-o", "out", "--skip-existing", *FAST])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "out/photo_paint.png\nout/two_paint.png\n"                 # every output of the batch
+    assert (work / "out" / "photo_paint.png").read_bytes() == b"painted before the stop"
+    assert max(load_image(work / "out" / "two_paint.png").shape[:2]) == 48
+    _fails(["image", "photo.png", "-s", "paint.png", "-o", "out", *FAST], 6, "exists")
+    _fails(["image", "photo.png", "-s", "paint.png", "-o", "out", "--skip-existing", "--overwrite", *FAST], 2,
+           "choose one")
+    _fails(["image", "photo.png", "-s", "paint.png", "-o", "photo.png", "--skip-existing", *FAST], 6,
+           "overwrite an input")                  # an input is never taken for a finished output
+
+
+def test_several_videos_in_one_command(work):
+    from tests.cli_helpers import FAST_VIDEO
+    from tests.clips import make_clip, moving_square
+
+    for name in ("a.mp4", "b.mp4"):
+        make_clip(work / name, moving_square(2, 32, 48))
+    (work / "out").mkdir()
+    _fails(["video", "a.mp4", "b.mp4", "-s", "paint.png", "-o", "x.mp4", *FAST_VIDEO], 2, "with 2 videos",
+           "existing folder")
+    _fails(["video", "a.mp4", "c.mp4", "-s", "paint.png", "-o", "out", *FAST_VIDEO], 3, "c.mp4: video not found")
+    assert list((work / "out").iterdir()) == []
+    r = runner().invoke(app, ["video", "a.mp4", "b.mp4", "-s", "paint.png", "-o", "out", *FAST_VIDEO])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "out/a_paint.mp4\nout/b_paint.mp4\n"
+    (work / "out" / "b_paint.mp4").unlink()                                       # as if stopped in b
+    r = runner().invoke(app, ["video", "a.mp4", "b.mp4", "-s", "paint.png", "-o", "out", "--skip-existing",
+                              *FAST_VIDEO])
+    assert r.exit_code == 0 and r.stdout == "out/a_paint.mp4\nout/b_paint.mp4\n", r.stderr
+    assert (work / "out" / "b_paint.mp4").is_file()
+
+
 def _fails(args: list[str], code: int, *words: str) -> None:
     r = runner().invoke(app, args)
     assert r.exit_code == code, (r.exit_code, r.stdout, r.stderr)

@@ -105,6 +105,24 @@ def run(fn, quiet: bool = False):
 _SIGNALS = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
 
+def batch(sink, plan: list[tuple[Path, Path]], skipped: list[Path], paint) -> list[Path]:
+    """``paint(input, output)`` for each pair of ``plan`` (from ``plan_outputs``); the result is every
+    output of the batch, those skipped because they existed first. If one fails or is stopped, the
+    outputs finished before it are printed (``run``) before the error."""
+    from .events import info
+
+    for out in skipped:
+        info(sink, f"{out}: exists; skipped (--skip-existing)")
+    done: list[Path] = list(skipped)
+    try:
+        for inp, out in plan:
+            done.append(paint(inp, out))
+    except (StylevidError, KeyboardInterrupt) as e:
+        e.finished = done   # run() prints them: what was painted before the stop is not lost
+        raise
+    return done
+
+
 def floats(text: str | None, what: str) -> tuple[float, ...] | None:
     if text is None:
         return None
@@ -158,6 +176,7 @@ O_WEIGHTS = typer.Option(None, help="Weights file for the encoder.")
 O_OFFLINE = typer.Option(S.offline, help="Never download weights.")
 O_DEVICE = typer.Option(S.device, help="auto, cpu, cuda or mps.")
 O_OVERWRITE = typer.Option(False, help="Replace an existing output.")
+O_SKIP = typer.Option(False, help="Several inputs: leave those whose output exists (a batch run again after a stop goes on where it stopped).")
 O_QUIET = typer.Option(False, "--quiet", "-q", help="No progress, only errors and the output path.")
 O_STEREO = typer.Option(C.PanoramaConfig().stereo, help="Both eyes in one frame (360 or flat 3D), painted eye by eye so "
                         "that they match: auto (a video's metadata, else the frame's halves matching as two eyes), "
@@ -214,14 +233,15 @@ def image(
     offline: bool = O_OFFLINE,
     device: str = O_DEVICE,
     overwrite: bool = O_OVERWRITE,
+    skip_existing: bool = O_SKIP,
     quiet: bool = O_QUIET,
 ):
     """Paint photos in the style of one or more paintings."""
     kw = dict(locals())
     from .pipelines.panorama import stylize_panorama
 
-    for k in ("content", "style", "output", "overwrite", "quiet", "projection", "export_cubemap", "views", "face_size",
-              "stereo"):
+    for k in ("content", "style", "output", "overwrite", "skip_existing", "quiet", "projection", "export_cubemap",
+              "views", "face_size", "stereo"):
         kw.pop(k)
 
     def job(sink):
@@ -230,29 +250,23 @@ def image(
 
         # Every photo, style and output is checked before the first is painted.
         cfg = style_config(**kw)
-        plan = plan_outputs(content, [check_input(s, "style image") for s in style], output, overwrite)
-        if export_cubemap is not None and len(plan) > 1:
+        plan, skipped = plan_outputs(content, [check_input(s, "style image") for s in style], output, overwrite,
+                                     skip_existing)
+        if export_cubemap is not None and len(content) > 1:
             raise BadInput("--export-cubemap takes one photo")
         # stylize_panorama detects the projection (says which ran) and runs the flat path for flat pictures
         pano = C.PanoramaConfig(projection=projection, views=views, face_size=face_size, stereo=stereo)
-        done: list[Path] = []
-        try:
-            for photo, out in plan:
-                done.append(stylize_panorama(photo, style, out, cfg, pano, overwrite=overwrite, on_event=sink,
-                                             export_cubemap_dir=export_cubemap))
-        except (StylevidError, KeyboardInterrupt) as e:
-            e.finished = done   # run() prints them: what was painted before the stop is not lost
-            raise
-        return done
+        return batch(sink, plan, skipped, lambda photo, out: stylize_panorama(
+            photo, style, out, cfg, pano, overwrite=overwrite, on_event=sink, export_cubemap_dir=export_cubemap))
 
     run(job, quiet)
 
 
 @app.command()
 def video(
-    input: Path = typer.Argument(..., help="Video to paint."),
+    input: List[Path] = typer.Argument(..., help="Video(s) to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video \\[default: <video>_<style>.mp4]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video, or an existing folder (several videos) \\[default: <video>_<style>.mp4]."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),
@@ -299,6 +313,7 @@ def video(
     offline: bool = O_OFFLINE,
     device: str = O_DEVICE,
     overwrite: bool = O_OVERWRITE,
+    skip_existing: bool = O_SKIP,
     quiet: bool = O_QUIET,
 ):
     """Paint a video: flow-guided, flicker-free, sound and timing kept, resumable."""
@@ -307,14 +322,23 @@ def video(
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
-    for k in ("input", "style", "output", "overwrite", "quiet", "restart", "keep_work", "projection", "stereo"):
+    for k in ("input", "style", "output", "overwrite", "skip_existing", "quiet", "restart", "keep_work", "projection",
+              "stereo"):
         kw.pop(k)
 
     def job(sink):
+        from .files import check_input
+        from .pipelines.still import plan_outputs
+        from .pipelines.video import default_video_output
+
         vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
-        vcfg = C.VideoConfig(**vkw)
-        return stylize_video(input, style, output, style_config(**kw), vcfg, overwrite=overwrite,
-                             restart=restart, keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
+        vcfg, cfg = C.VideoConfig(**vkw), style_config(**kw)
+        # Every video, style and output is checked before the first is painted.
+        plan, skipped = plan_outputs(input, [check_input(s, "style image") for s in style], output, overwrite,
+                                     skip_existing, "video", default_video_output)
+        return batch(sink, plan, skipped, lambda video, out: stylize_video(
+            video, style, out, cfg, vcfg, overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=sink,
+            projection=projection, stereo=stereo))
 
     run(job, quiet)
 

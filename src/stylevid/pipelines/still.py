@@ -266,22 +266,29 @@ def default_output(content: Path, styles: Sequence[Path], ext: str = ".png") -> 
 
 
 def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: str | Path | None,
-                 overwrite: bool = False) -> list[tuple[Path, Path]]:
-    """The (photo, output) pairs of a batch, every one checked before any work starts.
+                 overwrite: bool = False, skip_existing: bool = False, what: str = "photo",
+                 default: Callable[[Path, Sequence[Path]], Path] = default_output
+                 ) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """The (input, output) pairs of a batch of photos or videos (``what``), every one checked before
+    any work starts, and the outputs skipped because they exist (``skip_existing``: a batch run
+    again after a stop goes on where it stopped; outputs are written whole or not at all).
 
-    Outputs: ``out`` for one photo; inside ``out`` when it is an existing folder (default names);
-    default names in the current folder otherwise. Refused: several photos with an ``out`` that is
-    not a folder, two photos giving one output name, an output that is one of the batch's inputs
-    (it would be overwritten before it is read), an output that exists (without ``overwrite``).
+    Outputs: ``out`` for one input; inside ``out`` when it is an existing folder (``default`` names);
+    default names in the current folder otherwise. Refused: several inputs with an ``out`` that is
+    not a folder, two inputs giving one output name, an output that is one of the batch's inputs
+    (it would be overwritten before it is read), an output that exists (unless ``overwrite`` or
+    ``skip_existing``).
     """
     if not contents:
-        raise BadInput("give at least one photo")
-    paths = [check_input(c, "content image") for c in contents]
+        raise BadInput(f"give at least one {what}")
+    if overwrite and skip_existing:
+        raise BadInput("--overwrite and --skip-existing: choose one")
+    paths = [check_input(c, "content image" if what == "photo" else what) for c in contents]
     folder = Path(out) if out is not None and Path(out).is_dir() else None
     if out is not None and folder is None and len(paths) > 1:
-        raise BadInput(f"-o {out}: with {len(paths)} photos, -o must be an existing folder")
-    outs = [(folder / default_output(c, styles) if folder else Path(out) if out is not None
-             else default_output(c, styles)) for c in paths]
+        raise BadInput(f"-o {out}: with {len(paths)} {what}s, -o must be an existing folder")
+    outs = [(folder / default(c, styles) if folder else Path(out) if out is not None
+             else default(c, styles)) for c in paths]
     seen: dict[Path, Path] = {}
     for c, o in zip(paths, outs):
         key = o.resolve()
@@ -289,9 +296,15 @@ def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: st
             raise BadInput(f"{seen[key]} and {c} would both write {o}; paint them into different folders (-o)")
         seen[key] = c
     everything = [*paths, *styles]
-    for o in outs:
+    plan, skipped = [], []
+    for c, o in zip(paths, outs):
+        if skip_existing and o.is_file():
+            check_output(o, everything, overwrite=True)      # still never an input
+            skipped.append(o)
+            continue
         check_output(o, everything, overwrite)
-    return list(zip(paths, outs))
+        plan.append((c, o))
+    return plan, skipped
 
 
 def sidecar(out: Path, record: dict) -> Path:
