@@ -43,6 +43,7 @@ def make_clip(
     subtitles: Sequence[tuple[float, float, str]] = (),
     faststart: bool = False,
     codec_options: dict | None = None,
+    chapters: Sequence[tuple[float, float, str]] = (),
 ) -> Path:
     """Write ``frames`` (uint8 H×W×3 RGB) as a video file; the container follows the extension.
 
@@ -52,6 +53,7 @@ def make_clip(
     the display matrix; ``subtitles`` (start s, end s, text) cues as subrip (mkv) or mov_text (mp4/mov).
     ``faststart`` moves the MP4 index to the front (a truncated copy still opens).
     ``codec_options``: encoder options, e.g. ``{"x264-params": "tff=1"}`` for interlaced H.264.
+    ``chapters``: (start s, end s, title) chapters.
     """
     path = Path(path)
     frames = list(frames)
@@ -60,6 +62,8 @@ def make_clip(
     fmt = _FORMATS[path.suffix.lower()]
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=fmt, options=options) as out:
+        out.set_chapters([{"id": i + 1, "start": round(a * 1000), "end": round(b * 1000), "time_base": Fraction(1, 1000),
+                           "metadata": {"title": t}} for i, (a, b, t) in enumerate(chapters)])
         vs = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=codec_options or {})
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
         if pts is not None:

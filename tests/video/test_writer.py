@@ -262,3 +262,23 @@ def test_write_frames_refuses_a_frame_of_another_size_and_leaves_nothing(tmp_pat
     with pytest.raises(BadInput, match="fps"):
         write_frames(lambda i: pics[0], 1, tmp_path / "p.mp4", fps=0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_chapters_are_kept_cut_to_the_window(tmp_path, ext):
+    from tests.clips import make_clip, moving_square
+
+    src = make_clip(tmp_path / f"c{ext}", moving_square(20), fps=10,
+                    chapters=[(0.0, 0.5, "One"), (0.5, 1.5, "Two"), (1.5, 2.0, "Three")])
+
+    def chapters(path):
+        with av.open(str(path)) as c:
+            return [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]), ch["metadata"]["title"])
+                    for ch in c.chapters()]
+
+    frames = stylize(src)
+    whole = assemble(src, lambda i: frames[i], tmp_path / f"w{ext}", expected=20).path
+    assert chapters(whole) == [(0.0, 0.5, "One"), (0.5, 1.5, "Two"), (1.5, 2.0, "Three")]
+    part = stylize(src, start=0.3, duration=0.9)
+    cut = assemble(src, lambda i: part[i], tmp_path / f"p{ext}", start=0.3, duration=0.9, expected=len(part)).path
+    assert [(round(a, 3), round(b, 3), t) for a, b, t in chapters(cut)] == [(0.0, 0.2, "One"), (0.2, 0.9, "Two")]

@@ -1,9 +1,10 @@
 """Assemble the stylized video: walk the input again, encode the stylized frames with the input's
-timestamps, remux its audio and subtitles unchanged (L2: PyAV, numpy and the standard library).
+timestamps, remux its audio and subtitles unchanged, keep its chapters (L2: PyAV, numpy and the standard library).
 
     input packets ──demux──┬─ video ─ decode ─ window frame i ─ get_frame(i) ─ encode (same pts) ─┐
                            ├─ audio ─────────── same bytes, shifted by `start` ─────────────────────┼─ mux ─ temp file
                            └─ subtitles ─────── same bytes, shifted by `start` ─────────────────────┘
+    chapters ─ cut to the window, shifted by `start` ─ in the header ──────────────────────────────────┘
     temp file ─ count its frames ─ fsync ─ rename to the output
 
 Walking the input (rather than trusting a frame rate) is what keeps variable frame rate, the exact
@@ -262,6 +263,24 @@ def _no_check() -> None:
     pass
 
 
+def _chapters(inp, walk: Walk, shift: Fraction) -> list[dict]:
+    """The input's chapters within the window, cut to it and moved like every stream (``shift``).
+    Trap: chapters must be set before the first packet is muxed (the header holds them); MP4 and
+    MOV store them as a text track, which PyAV then lists as a data stream."""
+    lo = walk.origin + walk.begin
+    hi = None if walk.end is None else walk.origin + walk.end
+    kept = []
+    for ch in inp.chapters():
+        tb = ch["time_base"] or Fraction(1, 1000)
+        a, b = ch["start"] * tb, ch["end"] * tb
+        if b <= lo or (hi is not None and a >= hi):
+            continue
+        a, b = max(a, lo) if walk.begin else a, b if hi is None else min(b, hi)
+        kept.append({"id": len(kept) + 1, "start": round((a - shift) / tb), "end": round((b - shift) / tb),
+                     "time_base": tb, "metadata": dict(ch["metadata"])})
+    return kept
+
+
 def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf, dims,
            start, duration, expected, on_event, check):
     width, height, pix_fmt = dims
@@ -333,6 +352,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     walk = Walk(input_path, inp, vs, start, duration, others, on_event)
     # start == 0: keep every timestamp as it is. start > 0: move the window to time 0, all streams alike.
     shift = Fraction(0) if walk.begin == 0 else walk.origin + walk.begin
+    out.set_chapters(_chapters(inp, walk, shift))     # before the first packet: the header holds them
 
     def shifted(ts: int, time_base: Fraction) -> int:
         return ts - round(shift / time_base)
