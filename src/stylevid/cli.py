@@ -406,13 +406,15 @@ def flicker_cmd(
     csv: Optional[Path] = typer.Option(None, help="Write the per-frame errors to this CSV."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG chart of the per-frame errors."),
     flow: str = typer.Option(V.flow, help="dis or farneback."),
+    start: Optional[float] = typer.Option(None, help="The reference's window start in seconds \\[default: the output's sidecar says, else 0]."),
+    duration: Optional[float] = typer.Option(None, help="The reference's window length \\[default: the output's sidecar says, else to the end]."),
     quiet: bool = O_QUIET,
 ):
     """Print the mean warping error (flicker) of a stylized video against its input."""
     from .pipelines.flicker import flicker
 
     def job(sink):
-        r = flicker(output, reference, csv, plot, flow, on_event=sink)
+        r = flicker(output, reference, csv, plot, flow, start=start, duration=duration, on_event=sink)
         return [f"{r['mean']:.6f}", *(p for p in (csv, plot) if p)]
 
     run(job, quiet)

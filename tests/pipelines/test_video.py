@@ -573,3 +573,23 @@ def test_an_interlaced_video_is_painted_from_deinterlaced_frames(tmp_path):
            "progressive at the same frame rate" in [e.text for e in events if isinstance(e, Message)]
     assert json.loads(out.with_name(out.name + ".json").read_text())["deinterlaced"] is True
     assert not probe(out).interlaced and len(decoded(out)) == 3
+
+
+def test_flicker_compares_with_the_window_the_output_was_made_from(tmp_path):
+    from stylevid.config import StyleConfig, VideoConfig
+    from stylevid.errors import BadInput
+    from stylevid.events import Message
+
+    clip = make_clip(tmp_path / "c.mp4", moving_square(8, 32, 48), fps=10)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    out = V.stylize_video(clip, tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=2),
+                          VideoConfig(start=0.2, duration=0.4, first_iterations=2, iterations=1, reveal_iterations=0))
+    events = []
+    mean = flicker(out, clip, on_event=events.append)["mean"]
+    assert "c.mp4: compared from 0.2 s to 0.6 s, the window o.mp4 was made from (its sidecar; --start / --duration " \
+           "to choose)" in [e.text for e in events if isinstance(e, Message)]
+    assert flicker(out, clip, start=0.2, duration=0.4)["mean"] == mean
+    (tmp_path / "o.mp4.json").unlink()
+    with pytest.raises(BadInput, match="4 frames but the reference .* has 8"):
+        flicker(out, clip)
+    assert flicker(out, clip, start=0.2, duration=0.4)["mean"] == mean

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import BadInput
-from ..events import Progress, Sink, null_sink
+from ..events import Progress, Sink, info, null_sink
 from ..files import atomic_write_bytes, atomic_write_text, check_input, check_output
 from ..flow import METHODS, flicker_series
 from ..video import count_frames, probe, read_frames
 
 
 def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | None = None,
-            plot: str | Path | None = None, flow: str = "dis", size: int = 0, wrap_x: bool = False,
-            on_event: Sink = null_sink) -> dict:
-    """Return {"mean": float, "errors": [per pair]} and write the CSV / PNG chart if asked."""
+            plot: str | Path | None = None, flow: str = "dis", size: int = 0, wrap_x: bool | None = None,
+            start: float | None = None, duration: float | None = None, on_event: Sink = null_sink) -> dict:
+    """Return {"mean": float, "errors": [per pair]} and write the CSV / PNG chart if asked.
+
+    The reference's window (``start``, ``duration``) and ``wrap_x`` (a 360 video) default to what
+    the output's sidecar (``<output>.json``, written by ``stylevid video``) records, else the whole
+    reference, flat."""
     out_p, ref_p = check_input(output, "video"), check_input(reference, "reference video")
     if flow not in METHODS:
         raise BadInput(f"--flow {flow!r}: choose one of {', '.join(METHODS)}")
@@ -30,14 +35,25 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
         if p:
             check_output(p, [out_p, ref_p], overwrite=True)
     probe(out_p), probe(ref_p)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
-    n_out, n_ref = count_frames(out_p), count_frames(ref_p)
+    made = _made_with(out_p)
+    window = made.get("video", {})
+    if start is None and duration is None and (window.get("start") or window.get("duration") is not None):
+        start, duration = window.get("start") or 0.0, window.get("duration")
+        end = "the end" if duration is None else f"{start + duration:g} s"
+        info(on_event, f"{ref_p.name}: compared from {start:g} s to {end}, the window {out_p.name} was made from "
+                       f"(its sidecar; --start / --duration to choose)")
+    start = start or 0.0
+    wrap_x = bool(made.get("wrap_x")) if wrap_x is None else wrap_x
+    n_out, n_ref = count_frames(out_p), count_frames(ref_p, start, duration)
     if n_out != n_ref:
-        raise BadInput(f"{out_p}: {n_out} frames but the reference {ref_p} has {n_ref}; "
-                       f"compare a stylized video with the very clip it was made from")
+        raise BadInput(f"{out_p}: {n_out} frames but the reference {ref_p} has {n_ref}"
+                       f"{' in the window' if start or duration is not None else ''}; compare a stylized video "
+                       f"with the very clip (and --start / --duration) it was made from")
     errors: list[float] = []
     prev = None
     on_event(Progress("flicker", 0, n_out))
-    for a, b in zip(read_frames(out_p, size=size, on_event=on_event), read_frames(ref_p, on_event=on_event)):
+    for a, b in zip(read_frames(out_p, size=size, on_event=on_event),
+                    read_frames(ref_p, start=start, duration=duration, on_event=on_event)):
         if prev is not None:
             errors += flicker_series([prev[1], b.image], [prev[0], a.image], flow, wrap_x)
         prev = (a.image, b.image)
@@ -54,6 +70,15 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
     if plot:
         atomic_write_bytes(plot, chart(errors, f"warping error, mean {mean:.5f}"))
     return {"mean": mean, "errors": errors}
+
+
+def _made_with(out: Path) -> dict:
+    """The sidecar ``stylevid video`` wrote beside ``out`` ({} if none or unreadable)."""
+    try:
+        record = json.loads(out.with_name(out.name + ".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) and isinstance(record.get("video", {}), dict) else {}
 
 
 def chart(values: list[float], title: str, w: int = 640, h: int = 240) -> bytes:
