@@ -240,6 +240,7 @@ def test_a_stereo_photo_is_painted_eye_by_eye(tmp_path, layout, projection):
     assert stereo < 0.5 * one, (stereo, one)      # measured 1.02 vs 3.09 (top-bottom), 1.07 vs 7.79
     rec = json.loads((tmp_path / f"o{layout}.png.json").read_text())
     assert rec["stereo"] == layout and rec["projection"] == ("equirect" if projection == "auto" else "flat")
+    assert read_xmp(tmp_path / f"o{layout}.png") is None and not rec["xmp_gpano"]   # both eyes are not one pano
     assert any(isinstance(e, Message) and "eye by eye" in e.text for e in events)
     # Without --stereo (auto), the halves show the layout: the same painting.
     events.clear()

@@ -424,7 +424,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
     image_format(out)  # an unknown extension fails now, not after the dream
     picture = load_image(ipath, "input image")
-    from .panorama import detect_projection, gpano_xmp, photo_stereo
+    from .panorama import detect_projection, gpano_projection, gpano_xmp, photo_stereo
 
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
     stereo, (eye_w, eye_h) = photo_stereo(picture, stereo, ipath, on_event, "dreamed")
@@ -470,11 +470,13 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
         result = dreamer.dream(picture, mask=mask_array, on_step=save_intermediate if cfg.save_every else None)
     t2 = time.perf_counter()
     xmp = None
-    if cfg.wrap_x:
-        try:
-            xmp = gpano_xmp(read_xmp(ipath), w, h)
-        except Exception:  # unreadable metadata: write a minimal GPano packet
-            xmp = gpano_xmp(None, w, h)
+    try:
+        xmp_in = read_xmp(ipath)
+    except Exception:  # unreadable metadata: as if there were none
+        xmp_in = None
+    # GPano for a 360 dream, but not added to a stereo pair (both eyes in one are not one picture).
+    if cfg.wrap_x and (not stereo or gpano_projection(xmp_in) is not None):
+        xmp = gpano_xmp(xmp_in, w, h)
     save_image(result, out, xmp=xmp)
     sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
                   "output": str(out), "projection": proj, "stereo": stereo, "config": to_dict(cfg),

@@ -497,7 +497,9 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     stats["projection_reason"] = why
     stats["seam_ratio"] = round(_seam_ratio(result, stereo), 4)
     stats["content_seam_ratio"] = round(_seam_ratio(image, stereo), 4)
-    keep = mode == "equirect" or gpano_projection(xmp) is not None
+    # A stereo pair stacked in one picture is not one equirectangular picture: GPano is only kept
+    # (updated) where the input had it, never added for it (a viewer would show both eyes as one).
+    keep = (mode == "equirect" and not stereo) or gpano_projection(xmp) is not None
     out_xmp = gpano_xmp(xmp, result.shape[1], result.shape[0]) if keep else None
     save_image(result, out, xmp=out_xmp)
     info(on_event, f"{mode} mode ran; seam ratio {stats['seam_ratio']:.2f} (input {stats['content_seam_ratio']:.2f})"
