@@ -97,7 +97,7 @@ def test_sidecar_and_preview(ref):
     assert side["audio"] == ["copy"] and side["rotation"] == 90
     assert side["video"]["iterations"] == 2 and side["video"]["first_iterations"] == 3
     sheet = Image.open(ref["out"].with_suffix(".preview.png"))
-    assert sheet.size[1] == 2 * 32 and sheet.size[0] % 48 == 0    # inputs above, outputs below
+    assert sheet.size[1] == 2 * 48 and sheet.size[0] % 32 == 0    # inputs above, outputs below, upright
 
 
 def test_keep_work_keeps_every_finished_frame(ref):
@@ -593,3 +593,25 @@ def test_flicker_compares_with_the_window_the_output_was_made_from(tmp_path):
     with pytest.raises(BadInput, match="4 frames but the reference .* has 8"):
         flicker(out, clip)
     assert flicker(out, clip, start=0.2, duration=0.4)["mean"] == mean
+
+
+def test_a_portrait_phone_video_is_painted_upright(tmp_path):
+    """A phone codes a portrait video sideways (rotation -90): the painting sees it as it is shown
+    (taller than wide, its top up), and the output goes back to the coded orientation with the same
+    rotation, so it shows like the input."""
+    from stylevid.config import StyleConfig, VideoConfig
+
+    yy, xx = np.mgrid[0:32, 0:48]
+    coded = np.stack([xx * 5, xx * 5, xx * 5], -1).astype(np.uint8)         # dark left → bright right, coded
+    clip = make_clip(tmp_path / "p.mp4", [coded, coded], fps=10, rotation=-90)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    out = V.stylize_video(clip, tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=3),
+                          VideoConfig(first_iterations=3, iterations=1, reveal_iterations=0), keep_work=True)
+    work = sorted(Path(tmp_path / ".stylevid-work").rglob("*.png"))
+    assert work and all(np.asarray(Image.open(p)).shape[:2] == (48, 32) for p in work)   # painted upright
+    first = np.asarray(Image.open(work[0])).astype(float).mean(axis=(1, 2))
+    assert first[-8:].mean() > first[:8].mean() + 40          # -90: the coded right side is shown at the bottom
+    meta = probe(out)
+    assert (meta.width, meta.height, meta.rotation) == (48, 32, -90)
+    got = decoded(out)[0].astype(float).mean(axis=(0, 2))
+    assert got[-8:].mean() > got[:8].mean() + 40              # back in coded orientation: bright right

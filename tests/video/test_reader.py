@@ -33,6 +33,20 @@ def test_rotation_not_applied(clips):
     assert frames[0].image.shape == (48, 64, 3)
 
 
+def test_upright_frames_are_turned_as_displayed(clips):
+    """Rotation 90 (counter-clockwise to display): upright, the coded frame's right column is the top row."""
+    from stylevid.video.reader import to_coded, to_upright, turns
+
+    assert [turns(r) for r in (0, 90, -90, 180, -180, 270, 360)] == [0, 1, 3, 2, 2, 3, 0]
+    coded = list(read_frames(clips["vfr"], size=32))
+    up = list(read_frames(clips["vfr"], size=32, upright=True))
+    assert up[0].image.shape == (32, 24, 3)
+    assert np.array_equal(up[0].image[0], coded[0].image[:, -1])
+    assert [f.pts for f in up] == [f.pts for f in coded]
+    for r in (0, 90, -90, 180):
+        assert np.array_equal(to_coded(to_upright(coded[0].image, r), r), coded[0].image)
+
+
 def test_vfr_pts_and_times(clips):
     frames = list(read_frames(clips["vfr"]))
     assert [round(f.time * 1000) for f in frames] == VFR_PTS

@@ -552,14 +552,14 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     from ..config import VideoConfig
     from ..video import probe
     from ..weights import raft_file
-    from .video import StereoPainter, run_video, stereo_layout
+    from .video import StereoPainter, _display_size, run_video, stereo_layout
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
     out = Path(out) if out else Path(f"{vpath.stem}_dream.mp4")
     meta = probe(vpath)
     stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
-    eye_w, eye_h = Eyes(stereo).eye_size(meta.width, meta.height) if stereo else (meta.width, meta.height)
+    eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
     wrap = cfg.wrap_x or projection == "equirect" or (
         projection == "auto" and (meta.spherical or eye_w == 2 * eye_h))
     cfg = replace(cfg, wrap_x=wrap)
@@ -568,7 +568,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     if stereo and mask_array is not None:
-        mask_array = eye_mask(mask_array, stereo, meta.width, meta.height)
+        mask_array = eye_mask(mask_array, stereo, *_display_size(meta))
     warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
     # The device and the weights are checked now: a bad one must fail before a work folder is made.
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)

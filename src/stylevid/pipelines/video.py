@@ -42,7 +42,7 @@ from ..runtime import StopFlag, interruptible, pick_device
 from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
-from ..video.reader import check_window
+from ..video.reader import check_window, turns
 from ..video.writer import output_format
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
@@ -298,7 +298,7 @@ def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink 
     input's metadata declares, else the one its first frames show. Says which, or warns when the
     frame at its working size does not split into two equal eyes (then it is one picture)."""
     def first_frames():      # three frames, 10 apart, small: enough to compare the halves
-        frames = read_frames(inp, min(512, max(meta.width, meta.height)), vcfg.start, vcfg.duration)
+        frames = read_frames(inp, min(512, max(meta.width, meta.height)), vcfg.start, vcfg.duration, upright=True)
         try:
             for f in frames:
                 if f.index % 10 == 0:
@@ -311,7 +311,7 @@ def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink 
     layout, why = choose_stereo(mode, first_frames(), meta.stereo)
     if not layout:
         return ""
-    w, h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
+    w, h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))      # the frames are painted upright
     if Eyes(layout).splits_evenly(w, h):
         info(on_event, f"{inp.name}: stereo ({layout}: {why}): each eye is {verb} on its own, the right eye "
                        f"from the left one warped by the disparity flow between them" + NOT_STEREO * (mode == "auto"))
@@ -347,7 +347,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     meta = probe(inp)
     stereo = stereo_layout(inp, meta, stereo, vcfg, on_event)
     # A stereo frame's projection is its eyes' (a top-bottom 360 video is 1:1, each eye 2:1).
-    eye_w, eye_h = Eyes(stereo).eye_size(meta.width, meta.height) if stereo else (meta.width, meta.height)
+    eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
     if projection == "equirect" or (projection == "auto" and make_stylizer is None and (
             meta.spherical or eye_w == 2 * eye_h)):
         from .panorama import PanoramaStylizer
@@ -409,7 +409,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
-                      "wrap_x": wrap_x}
+                      "wrap_x": wrap_x, "upright": True}
     key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -422,7 +422,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         # file removed, every frame kept) instead of when it ends.
         written = assemble(inp, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
                            crf=vcfg.crf, expected=stats["frames"], overwrite=overwrite, on_event=on_event,
-                           check=job.watch.check)
+                           check=job.watch.check, upright=True)
         job.stage = "done"
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
@@ -505,6 +505,11 @@ def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: St
     return Interrupted(f"{out}: {how}{where} after {kept}; run the same command again to resume", int(signum))
 
 
+def _display_size(meta) -> tuple[int, int]:
+    """(width, height) of the frames as painted: upright, as a player shows them."""
+    return (meta.height, meta.width) if turns(getattr(meta, "rotation", 0)) % 2 else (meta.width, meta.height)
+
+
 def _working_size(vcfg: VideoConfig, meta) -> int:
     """The long edge frames are painted at (0: native); never upscaled."""
     return vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0
@@ -540,7 +545,7 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
     size = _working_size(vcfg, meta)
-    frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event)
+    frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event, upright=True)
     painter = None
     cache = FlowCache(work.root / "flows")
     history: dict[int, np.ndarray] = {}     # earlier outputs (uint8, as saved) for warm starts
@@ -640,8 +645,8 @@ def write_preview(inp: Path, work: WorkFolder, vcfg: VideoConfig, path: Path, on
     picks = sorted({round(i * (n - 1) / max(1, count - 1)) for i in range(min(count, n))})
     outs = {t: work.load(t) for t in picks}
     h, w = next(iter(outs.values())).shape[:2]
-    ins = {f.index: f.image for f in read_frames(inp, size=max(h, w), start=vcfg.start, duration=vcfg.duration)
-           if f.index in outs}
+    ins = {f.index: f.image for f in read_frames(inp, size=max(h, w), start=vcfg.start, duration=vcfg.duration,
+                                                 upright=True) if f.index in outs}
     sheet = Image.new("RGB", (w * len(picks), h * 2), "white")
     for k, t in enumerate(picks):
         if t in ins:

@@ -1,7 +1,9 @@
 """Decode the frames of a time window as uint8 RGB arrays (L2: PyAV, numpy and the standard library).
 
-Rotation is *not* applied to the pixels: frames come out in coded orientation and the writer
-writes the input's display matrix back, so players rotate the result just as they rotated the input.
+Rotation: frames come out in coded orientation, or with ``upright=True`` turned as a player shows
+them (what the painting must see: a phone's portrait video is coded sideways). The writer turns
+upright frames back (``assemble(upright=True)``) and writes the input's display matrix back, so
+players rotate the result just as they rotated the input.
 HDR and BT.2020 frames come out as SDR BT.709 pictures (``hdr.py``).
 
 The walk over the container (:class:`Walk`) is shared with the writer, so both agree exactly on
@@ -31,7 +33,7 @@ class Frame:
     index: int          # 0-based among the frames yielded (the window's frames)
     pts: int            # presentation timestamp, in the video stream's time_base (as in the file)
     time: float         # seconds since the start of the video stream
-    image: np.ndarray   # uint8 H×W×3 RGB, coded orientation (rotation not applied)
+    image: np.ndarray   # uint8 H×W×3 RGB, coded orientation (or upright: see read_frames)
 
 
 def check_window(start: float, duration: float | None) -> None:
@@ -273,21 +275,43 @@ def deinterlaced(frames: Iterator[av.VideoFrame]) -> Iterator[tuple[av.VideoFram
     yield from drain(True)
 
 
+def turns(rotation: int | float) -> int:
+    """Quarter turns counter-clockwise (np.rot90's k, 0-3) for a frame's ``rotation`` (degrees
+    counter-clockwise to display: an iPhone's portrait video says -90, a quarter turn clockwise)."""
+    return round(rotation / 90) % 4
+
+
+def to_upright(image: np.ndarray, rotation: int | float) -> np.ndarray:
+    """A coded-orientation image as it is displayed."""
+    return np.ascontiguousarray(np.rot90(image, turns(rotation)))
+
+
+def to_coded(image: np.ndarray, rotation: int | float) -> np.ndarray:
+    """An upright image back in the orientation the stream codes it in (inverse of :func:`to_upright`)."""
+    return np.ascontiguousarray(np.rot90(image, -turns(rotation)))
+
+
 def read_frames(path, size: int = 0, start: float = 0.0, duration: float | None = None,
-                on_event: Sink = null_sink) -> Iterator[Frame]:
+                on_event: Sink = null_sink, upright: bool = False) -> Iterator[Frame]:
     """Yield the frames of ``[start, start + duration)`` seconds of a video file.
 
     ``size`` is the long edge of the images (0: native coded size), aspect kept; every image has the
-    same size even if the stream changes resolution midway. Decoding is threaded. Rotation is not
-    applied (see the module doc); interlaced video is deinterlaced (:func:`deinterlaced`). Raises
-    InvalidMedia / TooLarge / BadInput (see probe and Walk).
+    same size even if the stream changes resolution midway. Decoding is threaded. ``upright``: turned
+    as displayed, by the first frame's rotation (see the module doc); else in coded orientation.
+    Interlaced video is deinterlaced (:func:`deinterlaced`). Raises InvalidMedia / TooLarge /
+    BadInput (see probe and Walk).
     """
     check_window(start, duration)
     with open_video(path) as (container, vs):
         width, height = scaled_size(vs.codec_context.width, vs.codec_context.height, size)
         walk = Walk(path, container, vs, start, duration, on_event=on_event)
+        rotation = None
         for i, (frame, picture) in enumerate(deinterlaced(walk)):
-            yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), to_rgb(picture, width, height, frame))
+            image = to_rgb(picture, width, height, frame)
+            if upright:
+                rotation = frame.rotation if rotation is None else rotation
+                image = to_upright(image, rotation)
+            yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), image)
 
 
 def count_frames(path, start: float = 0.0, duration: float | None = None) -> int:

@@ -28,7 +28,7 @@ from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
-from .reader import Walk, check_window, scaled_size
+from .reader import Walk, check_window, scaled_size, to_coded, turns
 from .spherical import add_spherical
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -104,6 +104,7 @@ def assemble(
     overwrite: bool = False,
     on_event: Sink = null_sink,
     check: Callable[[], None] | None = None,
+    upright: bool = False,
 ) -> Written:
     """Write ``output_path``: the frames of ``input_path``'s window replaced by ``get_frame(i)``.
 
@@ -120,6 +121,8 @@ def assemble(
 
     ``check``: called before each packet and frame is written; whatever it raises (a stop request)
     aborts the mux at once: the temporary file is removed and nothing appears under the output.
+    ``upright``: the images are turned as displayed (``read_frames(upright=True)``); they are turned
+    back to the coded orientation, which the display matrix written back expects.
     """
     check_window(start, duration)
     if not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -130,6 +133,8 @@ def assemble(
     fmt = output_format(out_path)
     meta = probe(input_path)
     vcodec = video_encoder(codec, on_event)
+    if upright and turns(meta.rotation):
+        get_frame = (lambda get: lambda i: to_coded(_image(get, i, out_path), meta.rotation))(get_frame)
 
     first = _image(get_frame, 0, out_path)
     if size is None:
