@@ -293,3 +293,57 @@ def test_upright_frames_are_turned_back_to_the_coded_orientation(clips, tmp_path
     assert (a.width, a.height) == (b.width, b.height) == (64, 48)
     assert probe(b.path).rotation == 90
     assert all(np.array_equal(x.image, y.image) for x, y in zip(read_frames(a.path), read_frames(b.path)))
+
+
+def test_timecode_is_kept_and_moved_to_the_window(tmp_path):
+    from stylevid.video.writer import shift_timecode
+
+    assert shift_timecode("01:00:00:00", 1.0, Fraction(25)) == "01:00:01:00"
+    assert shift_timecode("00:00:59;28", 4 / 29.97, Fraction(30000, 1001)) == "00:01:00;04"   # ;00 ;01 dropped
+    assert shift_timecode("00:09:59;29", 1 / 29.97, Fraction(30000, 1001)) == "00:10:00;00"   # not at minute 10
+    assert shift_timecode("10:00:00:00", 0, Fraction(24)) == "10:00:00:00"
+    assert shift_timecode("garbage", 1.0, Fraction(25)) is None
+    src = tmp_path / "tc.mov"
+    with av.open(str(src), "w") as out:                    # a camera file: a tmcd track from the tag
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.metadata["timecode"] = "01:00:00:00"
+        for i in range(25):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 10 * (i % 20), np.uint8), format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    frames = stylize(src)
+    events = []
+    whole = assemble(src, lambda i: frames[i], tmp_path / "w.mov", on_event=events.append).path
+    part = stylize(src, start=0.4)
+    cut = assemble(src, lambda i: part[i], tmp_path / "c.mp4", start=0.4).path
+    with av.open(str(whole)) as a, av.open(str(cut)) as b:
+        assert a.streams.video[0].metadata.get("timecode") == "01:00:00:00"
+        assert b.streams.video[0].metadata.get("timecode") == "01:00:00:10"
+        assert [d.type for d in a.streams] == ["video", "data"]          # the tmcd track, written again
+    assert warnings(events) == []
+
+
+def test_streams_it_cannot_keep_are_named(tmp_path):
+    from tests.clips import make_clip, moving_square
+
+    src = tmp_path / "a.mkv"
+    with av.open(str(src), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        out.add_attachment("font.ttf", "font/ttf", b"\0" * 64)           # an MKV's subtitle font
+        for i, img in enumerate(moving_square(4)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    frames = stylize(src)
+    events = []
+    assemble(src, lambda i: frames[i], tmp_path / "o.mkv", on_event=events.append)
+    assert len(warnings(events)) == 1 and "input stream 1 (attachment) not copied" in warnings(events)[0]
+    plain = make_clip(tmp_path / "p.mp4", moving_square(3), chapters=[(0, 0.3, "All")])   # chapter track: kept
+    frames = stylize(plain)
+    events = []
+    assemble(plain, lambda i: frames[i], tmp_path / "p_out.mp4", on_event=events.append)
+    assert warnings(events) == []

@@ -4,7 +4,8 @@ timestamps, remux its audio and subtitles unchanged, keep its chapters (L2: PyAV
     input packets ──demux──┬─ video ─ decode ─ window frame i ─ get_frame(i) ─ encode (same pts) ─┐
                            ├─ audio ─────────── same bytes, shifted by `start` ─────────────────────┼─ mux ─ temp file
                            └─ subtitles ─────── same bytes, shifted by `start` ─────────────────────┘
-    chapters ─ cut to the window, shifted by `start` ─ in the header ──────────────────────────────────┘
+    chapters ─ cut to the window, shifted by `start` ─ in the header ──────────────────────────────────┤
+    timecode ─ moved by `start` ─ the video stream's tag (the muxer writes the tmcd track) ────────────┘
     temp file ─ count its frames ─ fsync ─ rename to the output
 
 Walking the input (rather than trusting a frame rate) is what keeps variable frame rate, the exact
@@ -268,6 +269,40 @@ def _no_check() -> None:
     pass
 
 
+def _timecode(inp, vs) -> tuple[str | None, set[int]]:
+    """The input's start timecode ("HH:MM:SS:FF", ";" before FF for drop-frame) from the video
+    stream's tag, a timecode track's or the container's, and the indices of its timecode tracks."""
+    tracks = {d.index for d in inp.streams if d.type == "data" and "timecode" in d.metadata}
+    for where in (vs.metadata, *(inp.streams[i].metadata for i in sorted(tracks)), inp.metadata):
+        if where.get("timecode"):
+            return where["timecode"], tracks
+    return None, tracks
+
+
+def shift_timecode(timecode: str, seconds: float, rate: Fraction) -> str | None:
+    """``timecode`` moved ``seconds`` later at frame ``rate`` (drop-frame counted at 29.97 and 59.94
+    as SMPTE 12M does); None if it cannot be parsed or the rate has no whole nominal fps."""
+    import re
+
+    m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
+    fps = round(float(rate)) if rate else 0
+    if not m or fps <= 0:
+        return None
+    h, mi, sec, sep, f = int(m[1]), int(m[2]), int(m[3]), m[4], int(m[5])
+    if not seconds:
+        return timecode
+    drop = (fps // 30) * 2 if sep in ";," and fps % 30 == 0 else 0
+    minutes = 60 * h + mi
+    n = (3600 * h + 60 * mi + sec) * fps + f - drop * (minutes - minutes // 10)
+    n += round(seconds * float(rate))
+    if drop:
+        per10, per1 = fps * 600 - drop * 9, fps * 60 - drop
+        tens, rest = divmod(n, per10)
+        n += drop * 9 * tens + (drop * ((rest - drop) // per1) if rest > drop else 0)
+    f, total = n % fps, n // fps
+    return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}{sep}{f:02d}"
+
+
 def _chapters(inp, walk: Walk, shift: Fraction) -> list[dict]:
     """The input's chapters within the window, cut to it and moved like every stream (``shift``).
     Trap: chapters must be set before the first packet is muxed (the header holds them); MP4 and
@@ -353,6 +388,26 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     gap_filled = {i for i, o in subs.items() if o.codec_context.codec.canonical_name == "mov_text"
                   and fmt_name(out) in ("MP4", "MOV")}
     others = [s for s in inp.streams if s.index in copy or s.index in reencode or s.index in subs]
+
+    # -- timecode (a camera's tmcd track): written again from the video stream's tag, moved by --start.
+    timecode, tc_streams = _timecode(inp, vs)
+    if timecode:
+        moved = shift_timecode(timecode, start, rate)
+        if moved:
+            ovs.metadata["timecode"] = moved
+        else:
+            warn(on_event, f"{out_path}: timecode {timecode} not kept (cannot move it to --start {start:g} s at "
+                           f"{float(rate):.3f} fps)")
+    # Whatever else the input holds is not in the output: say so (no silent loss).
+    chapter_tracks = {d.index for d in inp.streams if d.type == "data" and inp.chapters()
+                      and d.metadata.get("handler_name", "").lower().startswith(("subtitle", "chapter"))}
+    carried = {vs.index, *copy, *reencode, *subs, *tc_streams, *chapter_tracks,
+               *(a.index for a in inp.streams.audio), *(t.index for t in inp.streams.subtitles)}
+    left = [f"{d.index} ({d.type}{': ' + d.metadata['handler_name'] if d.metadata.get('handler_name') else ''})"
+            for d in inp.streams if d.index not in carried]
+    if left:
+        warn(on_event, f"{out_path}: input stream{'s' if len(left) > 1 else ''} {', '.join(left)} not copied (stylevid "
+                       f"keeps the video, audio, subtitles, chapters and timecode)")
 
     walk = Walk(input_path, inp, vs, start, duration, others, on_event)
     # start == 0: keep every timestamp as it is. start > 0: move the window to time 0, all streams alike.
