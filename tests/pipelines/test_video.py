@@ -615,3 +615,30 @@ def test_a_portrait_phone_video_is_painted_upright(tmp_path):
     assert (meta.width, meta.height, meta.rotation) == (48, 32, -90)
     got = decoded(out)[0].astype(float).mean(axis=(0, 2))
     assert got[-8:].mean() > got[:8].mean() + 40              # back in coded orientation: bright right
+
+
+def test_transparency_that_the_output_cannot_hold_is_named(tmp_path):
+    import av
+
+    from stylevid.config import StyleConfig, VideoConfig
+    from stylevid.events import Message
+
+    with av.open(str(tmp_path / "a.mov"), "w") as out:          # PNG frames with alpha, as an editor exports
+        s = out.add_stream("png", rate=10)
+        s.width, s.height, s.pix_fmt = 48, 32, "rgba"
+        for i in range(2):
+            a = np.zeros((32, 48, 4), np.uint8)
+            a[..., :3], a[:, :24, 3] = 100 + 40 * i, 255
+            f = av.VideoFrame.from_ndarray(a, format="rgba")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    assert probe(tmp_path / "a.mov").alpha
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    events = []
+    V.stylize_video(tmp_path / "a.mov", tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=2),
+                    VideoConfig(first_iterations=2, iterations=1, reveal_iterations=0), on_event=events.append)
+    assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == [
+        "a.mov: its frames carry transparency (rgba); the output (H.264) has none: transparent areas are painted "
+        "as the colour under them decodes"]
+    assert not probe(tmp_path / "o.mp4").alpha

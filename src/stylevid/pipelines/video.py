@@ -397,6 +397,9 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
+    if meta.alpha:
+        warn(on_event, f"{inp.name}: its frames carry transparency ({meta.pix_fmt}); the output (H.264) has none: "
+                       f"transparent areas are painted as the colour under them decodes")
     if meta.interlaced:
         info(on_event, f"{inp.name}: interlaced: each frame is deinterlaced (FFmpeg's bwdif) as it is read; the "
                        f"output is progressive at the same frame rate")

@@ -68,6 +68,7 @@ class VideoInfo:
     hdr: str = ""               # "pq" or "hlg" for an HDR transfer (first frame's), "" for SDR
     wide_gamut: bool = False    # BT.2020 primaries
     interlaced: bool = False    # the first frame is (the reader deinterlaces)
+    alpha: bool = False         # the frames carry transparency (ProRes 4444, VP9/PNG with alpha)
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
     @property
@@ -277,5 +278,6 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             hdr=transfer_name(first.color_trc),
             wide_gamut=first.color_primaries == BT2020,
             interlaced=bool(first.interlaced_frame),
+            alpha=any(c.is_alpha for c in first.format.components),
             display_matrix=matrix,
         )
