@@ -44,6 +44,7 @@ def make_clip(
     faststart: bool = False,
     codec_options: dict | None = None,
     chapters: Sequence[tuple[float, float, str]] = (),
+    sar: Fraction | None = None,
 ) -> Path:
     """Write ``frames`` (uint8 H×W×3 RGB) as a video file; the container follows the extension.
 
@@ -53,7 +54,7 @@ def make_clip(
     the display matrix; ``subtitles`` (start s, end s, text) cues as subrip (mkv) or mov_text (mp4/mov).
     ``faststart`` moves the MP4 index to the front (a truncated copy still opens).
     ``codec_options``: encoder options, e.g. ``{"x264-params": "tff=1"}`` for interlaced H.264.
-    ``chapters``: (start s, end s, title) chapters.
+    ``chapters``: (start s, end s, title) chapters. ``sar``: the pixels' aspect ratio (anamorphic).
     """
     path = Path(path)
     frames = list(frames)
@@ -66,6 +67,8 @@ def make_clip(
                            "metadata": {"title": t}} for i, (a, b, t) in enumerate(chapters)])
         vs = out.add_stream(codec, rate=Fraction(fps).limit_denominator(1001), options=codec_options or {})
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if sar is not None:
+            vs.codec_context.sample_aspect_ratio = sar
         if pts is not None:
             tb = time_base or Fraction(1, 1000)
         else:

@@ -642,3 +642,18 @@ def test_transparency_that_the_output_cannot_hold_is_named(tmp_path):
         "a.mov: its frames carry transparency (rgba); the output (H.264) has none: transparent areas are painted "
         "as the colour under them decodes"]
     assert not probe(tmp_path / "o.mp4").alpha
+
+
+def test_an_anamorphic_video_is_painted_with_square_pixels(tmp_path):
+    """HDV and DV store frames squeezed (sample aspect ratio above 1): painted as shown, 2:1 here, so
+    the strokes are not stretched on screen; the output has square pixels at that size."""
+    from stylevid.config import StyleConfig, VideoConfig
+
+    clip = make_clip(tmp_path / "a.mp4", moving_square(2, 32, 32), fps=10, sar=Fraction(2, 1))
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    out = V.stylize_video(clip, tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=2),
+                          VideoConfig(first_iterations=2, iterations=1, reveal_iterations=0), keep_work=True)
+    work = sorted(Path(tmp_path / ".stylevid-work").rglob("*.png"))
+    assert work and all(np.asarray(Image.open(p)).shape[:2] == (32, 64) for p in work)
+    meta = probe(out)
+    assert (meta.width, meta.height, meta.sar) == (64, 32, 1)

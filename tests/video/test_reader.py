@@ -39,7 +39,7 @@ def test_upright_frames_are_turned_as_displayed(clips):
 
     assert [turns(r) for r in (0, 90, -90, 180, -180, 270, 360)] == [0, 1, 3, 2, 2, 3, 0]
     coded = list(read_frames(clips["vfr"], size=32))
-    up = list(read_frames(clips["vfr"], size=32, upright=True))
+    up = list(read_frames(clips["vfr"], size=32, as_shown=True))
     assert up[0].image.shape == (32, 24, 3)
     assert np.array_equal(up[0].image[0], coded[0].image[:, -1])
     assert [f.pts for f in up] == [f.pts for f in coded]
@@ -147,3 +147,12 @@ def test_interlaced_video_is_deinterlaced(tmp_path):
     plain = make_clip(tmp_path / "p.mp4", combed())
     assert not probe(plain).interlaced
     assert min(comb(f.image) for f in read_frames(plain)) > 6
+
+
+def test_as_shown_frames_have_square_pixels(tmp_path):
+    from fractions import Fraction
+
+    clip = make_clip(tmp_path / "a.mp4", moving_square(2, 32, 32), sar=Fraction(2, 1))
+    assert [f.image.shape for f in read_frames(clip, as_shown=True)] == [(32, 64, 3)] * 2
+    assert [f.image.shape for f in read_frames(clip, size=32, as_shown=True)] == [(16, 32, 3)] * 2
+    assert [f.image.shape for f in read_frames(clip)] == [(32, 32, 3)] * 2

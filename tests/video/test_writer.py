@@ -287,9 +287,9 @@ def test_chapters_are_kept_cut_to_the_window(tmp_path, ext):
 def test_upright_frames_are_turned_back_to_the_coded_orientation(clips, tmp_path):
     src = clips["vfr"]                                     # rotation 90
     coded = stylize(src)
-    up = [255 - f.image for f in read_frames(src, upright=True)]
+    up = [255 - f.image for f in read_frames(src, as_shown=True)]
     a = assemble(src, lambda i: coded[i], tmp_path / "a.mp4")
-    b = assemble(src, lambda i: up[i], tmp_path / "b.mp4", upright=True)
+    b = assemble(src, lambda i: up[i], tmp_path / "b.mp4", as_shown=True)
     assert (a.width, a.height) == (b.width, b.height) == (64, 48)
     assert probe(b.path).rotation == 90
     assert all(np.array_equal(x.image, y.image) for x, y in zip(read_frames(a.path), read_frames(b.path)))

@@ -42,7 +42,7 @@ from ..runtime import StopFlag, interruptible, pick_device
 from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
-from ..video.reader import check_window, turns
+from ..video.reader import check_window, shown_size, turns
 from ..video.writer import output_format
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
@@ -298,7 +298,7 @@ def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink 
     input's metadata declares, else the one its first frames show. Says which, or warns when the
     frame at its working size does not split into two equal eyes (then it is one picture)."""
     def first_frames():      # three frames, 10 apart, small: enough to compare the halves
-        frames = read_frames(inp, min(512, max(meta.width, meta.height)), vcfg.start, vcfg.duration, upright=True)
+        frames = read_frames(inp, min(512, max(_display_size(meta))), vcfg.start, vcfg.duration, as_shown=True)
         try:
             for f in frames:
                 if f.index % 10 == 0:
@@ -311,7 +311,7 @@ def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink 
     layout, why = choose_stereo(mode, first_frames(), meta.stereo)
     if not layout:
         return ""
-    w, h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))      # the frames are painted upright
+    w, h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))      # the frames are painted as shown
     if Eyes(layout).splits_evenly(w, h):
         info(on_event, f"{inp.name}: stereo ({layout}: {why}): each eye is {verb} on its own, the right eye "
                        f"from the left one warped by the disparity flow between them" + NOT_STEREO * (mode == "auto"))
@@ -393,7 +393,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     if count_frames(inp, vcfg.start, vcfg.duration) == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
         raise BadInput(f"{inp}: no frame between {vcfg.start:g} s and {end}")
-    work_w, work_h = scaled_size(meta.width, meta.height, _working_size(vcfg, meta))
+    work_w, work_h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
@@ -412,7 +412,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
-                      "wrap_x": wrap_x, "upright": True}
+                      "wrap_x": wrap_x, "as_shown": True}
     key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
@@ -425,7 +425,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         # file removed, every frame kept) instead of when it ends.
         written = assemble(inp, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
                            crf=vcfg.crf, expected=stats["frames"], overwrite=overwrite, on_event=on_event,
-                           check=job.watch.check, upright=True)
+                           check=job.watch.check, as_shown=True)
         job.stage = "done"
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
@@ -509,13 +509,14 @@ def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: St
 
 
 def _display_size(meta) -> tuple[int, int]:
-    """(width, height) of the frames as painted: upright, as a player shows them."""
-    return (meta.height, meta.width) if turns(getattr(meta, "rotation", 0)) % 2 else (meta.width, meta.height)
+    """(width, height) of the frames as painted: as a player shows them (square pixels, upright)."""
+    w, h = shown_size(meta.width, meta.height, getattr(meta, "sar", None))
+    return (h, w) if turns(getattr(meta, "rotation", 0)) % 2 else (w, h)
 
 
 def _working_size(vcfg: VideoConfig, meta) -> int:
     """The long edge frames are painted at (0: native); never upscaled."""
-    return vcfg.size if vcfg.size and vcfg.size < max(meta.width, meta.height) else 0
+    return vcfg.size if vcfg.size and vcfg.size < max(_display_size(meta)) else 0
 
 
 def _clean_earlier_runs(out: Path, work_root: Path, on_event: Sink) -> None:
@@ -548,7 +549,7 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     on_event = watch.on_event
     total = count_frames(inp, vcfg.start, vcfg.duration) or None
     size = _working_size(vcfg, meta)
-    frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event, upright=True)
+    frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event, as_shown=True)
     painter = None
     cache = FlowCache(work.root / "flows")
     history: dict[int, np.ndarray] = {}     # earlier outputs (uint8, as saved) for warm starts
@@ -649,7 +650,7 @@ def write_preview(inp: Path, work: WorkFolder, vcfg: VideoConfig, path: Path, on
     outs = {t: work.load(t) for t in picks}
     h, w = next(iter(outs.values())).shape[:2]
     ins = {f.index: f.image for f in read_frames(inp, size=max(h, w), start=vcfg.start, duration=vcfg.duration,
-                                                 upright=True) if f.index in outs}
+                                                 as_shown=True) if f.index in outs}
     sheet = Image.new("RGB", (w * len(picks), h * 2), "white")
     for k, t in enumerate(picks):
         if t in ins:

@@ -69,6 +69,7 @@ class VideoInfo:
     wide_gamut: bool = False    # BT.2020 primaries
     interlaced: bool = False    # the first frame is (the reader deinterlaces)
     alpha: bool = False         # the frames carry transparency (ProRes 4444, VP9/PNG with alpha)
+    sar: Fraction = Fraction(1)  # sample aspect ratio: a coded pixel's width / height (HDV 1440x1080: 4/3)
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
     @property
@@ -279,5 +280,6 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             wide_gamut=first.color_primaries == BT2020,
             interlaced=bool(first.interlaced_frame),
             alpha=any(c.is_alpha for c in first.format.components),
+            sar=Fraction(vs.sample_aspect_ratio) if vs.sample_aspect_ratio else Fraction(1),
             display_matrix=matrix,
         )

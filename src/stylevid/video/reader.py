@@ -1,9 +1,10 @@
 """Decode the frames of a time window as uint8 RGB arrays (L2: PyAV, numpy and the standard library).
 
-Rotation: frames come out in coded orientation, or with ``upright=True`` turned as a player shows
-them (what the painting must see: a phone's portrait video is coded sideways). The writer turns
-upright frames back (``assemble(upright=True)``) and writes the input's display matrix back, so
-players rotate the result just as they rotated the input.
+Frames come out as coded, or with ``as_shown=True`` as a player shows them, which is what the
+painting must see: turned by the rotation (a phone's portrait video is coded sideways) and with
+square pixels (an HDV or DV frame is stored squeezed; its sample aspect ratio stretches it). The
+writer turns such frames back (``assemble(as_shown=True)``) and writes the input's display matrix
+back, so players rotate the result just as they rotated the input; its pixels are square.
 HDR and BT.2020 frames come out as SDR BT.709 pictures (``hdr.py``).
 
 The walk over the container (:class:`Walk`) is shared with the writer, so both agree exactly on
@@ -33,7 +34,7 @@ class Frame:
     index: int          # 0-based among the frames yielded (the window's frames)
     pts: int            # presentation timestamp, in the video stream's time_base (as in the file)
     time: float         # seconds since the start of the video stream
-    image: np.ndarray   # uint8 H×W×3 RGB, coded orientation (or upright: see read_frames)
+    image: np.ndarray   # uint8 H×W×3 RGB, as coded (or as shown: see read_frames)
 
 
 def check_window(start: float, duration: float | None) -> None:
@@ -291,24 +292,31 @@ def to_coded(image: np.ndarray, rotation: int | float) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, -turns(rotation)))
 
 
+def shown_size(width: int, height: int, sar: Fraction | None) -> tuple[int, int]:
+    """(width, height) of a coded frame with its sample aspect ratio applied (square pixels)."""
+    return (max(1, round(width * sar)), height) if sar and sar != 1 else (width, height)
+
+
 def read_frames(path, size: int = 0, start: float = 0.0, duration: float | None = None,
-                on_event: Sink = null_sink, upright: bool = False) -> Iterator[Frame]:
+                on_event: Sink = null_sink, as_shown: bool = False) -> Iterator[Frame]:
     """Yield the frames of ``[start, start + duration)`` seconds of a video file.
 
-    ``size`` is the long edge of the images (0: native coded size), aspect kept; every image has the
-    same size even if the stream changes resolution midway. Decoding is threaded. ``upright``: turned
-    as displayed, by the first frame's rotation (see the module doc); else in coded orientation.
-    Interlaced video is deinterlaced (:func:`deinterlaced`). Raises InvalidMedia / TooLarge /
-    BadInput (see probe and Walk).
+    ``size`` is the long edge of the images (0: native size), aspect kept; every image has the same
+    size even if the stream changes resolution midway. Decoding is threaded. ``as_shown``: square
+    pixels (the stream's sample aspect ratio applied) and turned by the first frame's rotation (see
+    the module doc); else as coded. Interlaced video is deinterlaced (:func:`deinterlaced`). Raises
+    InvalidMedia / TooLarge / BadInput (see probe and Walk).
     """
     check_window(start, duration)
     with open_video(path) as (container, vs):
-        width, height = scaled_size(vs.codec_context.width, vs.codec_context.height, size)
+        coded_w, coded_h = vs.codec_context.width, vs.codec_context.height
+        sar = vs.sample_aspect_ratio if as_shown else None
+        width, height = scaled_size(*shown_size(coded_w, coded_h, sar), size)
         walk = Walk(path, container, vs, start, duration, on_event=on_event)
         rotation = None
         for i, (frame, picture) in enumerate(deinterlaced(walk)):
             image = to_rgb(picture, width, height, frame)
-            if upright:
+            if as_shown:
                 rotation = frame.rotation if rotation is None else rotation
                 image = to_upright(image, rotation)
             yield Frame(i, frame.pts, float(walk.seconds(frame.pts, walk.tb)), image)

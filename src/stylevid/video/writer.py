@@ -29,7 +29,7 @@ from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
-from .reader import Walk, check_window, scaled_size, to_coded, turns
+from .reader import Walk, check_window, scaled_size, shown_size, to_coded, turns
 from .spherical import add_spherical
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -105,7 +105,7 @@ def assemble(
     overwrite: bool = False,
     on_event: Sink = null_sink,
     check: Callable[[], None] | None = None,
-    upright: bool = False,
+    as_shown: bool = False,
 ) -> Written:
     """Write ``output_path``: the frames of ``input_path``'s window replaced by ``get_frame(i)``.
 
@@ -122,8 +122,9 @@ def assemble(
 
     ``check``: called before each packet and frame is written; whatever it raises (a stop request)
     aborts the mux at once: the temporary file is removed and nothing appears under the output.
-    ``upright``: the images are turned as displayed (``read_frames(upright=True)``); they are turned
-    back to the coded orientation, which the display matrix written back expects.
+    ``as_shown``: the images are as a player shows the input (``read_frames(as_shown=True)``: turned,
+    square pixels); they are turned back to the coded orientation, which the display matrix written
+    back expects, and written with square pixels (no sample aspect ratio).
     """
     check_window(start, duration)
     if not isinstance(crf, int) or not 0 <= crf <= 51:
@@ -134,14 +135,14 @@ def assemble(
     fmt = output_format(out_path)
     meta = probe(input_path)
     vcodec = video_encoder(codec, on_event)
-    if upright and turns(meta.rotation):
+    if as_shown and turns(meta.rotation):
         get_frame = (lambda get: lambda i: to_coded(_image(get, i, out_path), meta.rotation))(get_frame)
 
     first = _image(get_frame, 0, out_path)
     if size is None:
         height, width = first.shape[:2]
     else:
-        width, height = scaled_size(meta.width, meta.height, size)
+        width, height = scaled_size(*shown_size(meta.width, meta.height, meta.sar if as_shown else None), size)
     pix_fmt = pixel_format(vcodec, width, height)
     if pix_fmt != "yuv420p":
         info(on_event, f"{out_path}: {width}x{height} has an odd side, which H.264 4:2:0 cannot store; encoded "
@@ -158,7 +159,7 @@ def assemble(
             with ffmpeg_log() as logs:
                 written, audio_modes, n_subs = _write(
                     inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf,
-                    (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check)
+                    (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check, as_shown)
                 out.close()   # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
             _failed(e, out, out_path, logs)
@@ -322,7 +323,7 @@ def _chapters(inp, walk: Walk, shift: Fraction) -> list[dict]:
 
 
 def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf, dims,
-           start, duration, expected, on_event, check):
+           start, duration, expected, on_event, check, as_shown=False):
     width, height, pix_fmt = dims
     for k, v in inp.metadata.items():
         if k not in _STALE_METADATA:
@@ -339,7 +340,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     ovs.time_base = enc_tb
     ovs.codec_context.time_base = enc_tb
     cc = ovs.codec_context
-    if vs.sample_aspect_ratio and vs.sample_aspect_ratio != 1:
+    if vs.sample_aspect_ratio and vs.sample_aspect_ratio != 1 and not as_shown:   # as shown: square already
         cc.sample_aspect_ratio = vs.sample_aspect_ratio
     if meta.display_matrix is not None:
         # The raw matrix, not just the angle: it also carries flips. Written as stream side data.
