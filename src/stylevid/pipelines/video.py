@@ -397,18 +397,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     if min(work_w, work_h) < MIN_IMAGE_SIDE:
         raise BadInput(f"{inp}: frames of {meta.width}x{meta.height} would be painted at {work_w}x{work_h}, "
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
-    if meta.alpha:
-        warn(on_event, f"{inp.name}: its frames carry transparency ({meta.pix_fmt}); the output (H.264) has none: "
-                       f"transparent areas are painted as the colour under them decodes")
-    if meta.interlaced:
-        info(on_event, f"{inp.name}: interlaced: each frame is deinterlaced (FFmpeg's bwdif) as it is read; the "
-                       f"output is progressive at the same frame rate")
-    if meta.hdr:
-        warn(on_event, f"{inp.name}: HDR video ({meta.hdr.upper()}{', BT.2020' if meta.wide_gamut else ''}, "
-                       f"{meta.pix_fmt}): tone-mapped to SDR for painting; the output is SDR (BT.709, 8-bit)")
-    elif meta.wide_gamut:
-        warn(on_event, f"{inp.name}: BT.2020 colours ({meta.pix_fmt}): converted to BT.709 for painting; the output "
-                       f"is BT.709, 8-bit")
+    for say, text in _how_it_is_read(meta):
+        say(on_event, f"{inp.name}: {text}")
 
     # The work folder is keyed by everything that changes the frames (not crf or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
@@ -506,6 +496,24 @@ def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: St
         how = f"stopped by {SIGNAL_NAMES.get(signum, 'a signal')}"
     where = " during the final mux," if stage == "mux" else ""
     return Interrupted(f"{out}: {how}{where} after {kept}; run the same command again to resume", int(signum))
+
+
+def _how_it_is_read(meta) -> list[tuple[Callable, str]]:
+    """What reading the input changes or cannot keep, said once per job: (info or warn, text)."""
+    notes: list[tuple[Callable, str]] = []
+    if meta.alpha:
+        notes.append((warn, f"its frames carry transparency ({meta.pix_fmt}); the output (H.264) has none: "
+                            f"transparent areas are painted as the colour under them decodes"))
+    if meta.interlaced:
+        notes.append((info, "interlaced: each frame is deinterlaced (FFmpeg's bwdif) as it is read; the output is "
+                            "progressive at the same frame rate"))
+    if meta.hdr:
+        notes.append((warn, f"HDR video ({meta.hdr.upper()}{', BT.2020' if meta.wide_gamut else ''}, {meta.pix_fmt}): "
+                            f"tone-mapped to SDR for painting; the output is SDR (BT.709, 8-bit)"))
+    elif meta.wide_gamut:
+        notes.append((warn, f"BT.2020 colours ({meta.pix_fmt}): converted to BT.709 for painting; the output is "
+                            f"BT.709, 8-bit"))
+    return notes
 
 
 def _display_size(meta) -> tuple[int, int]:
