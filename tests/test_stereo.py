@@ -113,3 +113,28 @@ def test_real_pictures():
     assert detect([load_image(MEDIA / "pano" / "gvr_andes_stereoTB_2048x2048.jpg")])[0] == "top-bottom"
     assert detect([load_image(MEDIA / "photo" / "tubingen.jpg")])[0] == ""
     assert detect([load_image(MEDIA / "pano" / "egjs_veste_oberhaus_2000x1000.jpg")])[0] == ""
+
+
+def test_detection_passes_over_a_fade_and_reads_no_more_than_it_needs():
+    read = []
+
+    def frames():
+        for i in range(20):
+            read.append(i)
+            yield np.zeros((64, 128, 3), np.uint8) if i < 5 else pair("top-bottom", seed=i)
+
+    assert detect(frames())[0] == "top-bottom"
+    assert read == list(range(8))                  # 5 black frames, then the 3 it compares
+
+
+def test_a_stereo_video_that_fades_in_is_found(tmp_path):
+    from pathlib import Path as P
+
+    from stylevid.config import VideoConfig
+    from stylevid.pipelines.video import stereo_layout
+    from stylevid.video import probe
+    from tests.clips import make_clip
+
+    frames = [np.zeros((64, 64, 3), np.uint8)] * 25 + [pair("top-bottom", 32, 64, seed=i) for i in range(20)]
+    clip = make_clip(tmp_path / "fade.mp4", frames, fps=25)
+    assert stereo_layout(P(clip), probe(clip), "auto", VideoConfig()) == "top-bottom"

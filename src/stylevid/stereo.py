@@ -119,20 +119,25 @@ def halves_match(picture: np.ndarray, layout: str) -> Match:
                  float(torch.sqrt((a * a).mean() + (b * b).mean()) / 2 ** 0.5))
 
 
-def detect(pictures: Iterable[np.ndarray]) -> tuple[str, float]:
+def detect(pictures: Iterable[np.ndarray], enough: int = 3) -> tuple[str, float]:
     """The stereo layout that ``pictures`` (frames of one video, or one photo) show, with its lowest
-    score: a layout is taken when every picture with enough detail to tell matches as two eyes in it,
-    and at least one does. ("", best score) when none does."""
-    pictures = list(pictures)
-    best = 0.0
-    if not pictures:
-        return "", best
+    score. Pictures with too little detail to tell (a fade from black) are passed over; the first
+    ``enough`` that have it are compared (the rest are not read: ``pictures`` may be a lazy
+    reader). A layout is taken when every one of them matches as two eyes in it. ("", best score)
+    when none does."""
+    seen: list[dict[str, Match]] = []
+    for p in pictures:
+        matches = {layout: halves_match(p, layout) for layout in STEREO_LAYOUTS}
+        if min(m.detail for m in matches.values()) >= MIN_DETAIL:
+            seen.append(matches)
+            if len(seen) >= enough:
+                break
+    if not seen:
+        return "", 0.0
     for layout in STEREO_LAYOUTS:
-        matches = [m for m in (halves_match(p, layout) for p in pictures) if m.detail >= MIN_DETAIL]
-        if matches and all(m.stereo for m in matches):
-            return layout, min(m.score for m in matches)
-        best = max([best, *(m.score for m in matches)])
-    return "", best
+        if all(m[layout].stereo for m in seen):
+            return layout, min(m[layout].score for m in seen)
+    return "", max(m.score for matches in seen for m in matches.values())
 
 
 def check_mode(mode: str) -> None:

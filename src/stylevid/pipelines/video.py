@@ -291,19 +291,23 @@ class StereoPainter:
         return self.eyes.join(lo, ro), n_left + n_right
 
 
+STEREO_LOOK_FRAMES = 300   # how far into a video (frames) --stereo auto looks for pictures with detail
+
+
 def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink = null_sink,
                   verb: str = "painted") -> str:
     """The stereo layout the frames are painted (or dreamed: ``verb``) with eye by eye, "" for one
     picture: :func:`stereo.choose` on ``mode`` (--stereo), that is, with auto, the layout the
-    input's metadata declares, else the one its first frames show. Says which, or warns when the
+    input's metadata declares, else the one its first frames with detail show (every 10th frame,
+    past a fade from black). Says which, or warns when the
     frame at its working size does not split into two equal eyes (then it is one picture)."""
-    def first_frames():      # three frames, 10 apart, small: enough to compare the halves
+    def first_frames():      # every 10th frame, small, until stereo.detect has three with detail
         frames = read_frames(inp, min(512, max(_display_size(meta))), vcfg.start, vcfg.duration, as_shown=True)
         try:
             for f in frames:
                 if f.index % 10 == 0:
                     yield f.image
-                if f.index >= 20:
+                if f.index >= STEREO_LOOK_FRAMES:     # a fade from black longer than this: one picture
                     break
         finally:
             frames.close()
