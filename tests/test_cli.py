@@ -135,6 +135,8 @@ def test_several_videos_in_one_command(work):
                               *FAST_VIDEO])
     assert r.exit_code == 0 and r.stdout == "out/a_paint.mp4\nout/b_paint.mp4\n", r.stderr
     assert (work / "out" / "b_paint.mp4").is_file()
+    r = runner().invoke(app, ["video", "a.mp4", "-s", "paint.png", "--codec", "prores", *FAST_VIDEO])
+    assert r.exit_code == 0 and r.stdout == "a_paint.mov\n", r.stderr               # ProRes: .mov by default
 
 
 def _fails(args: list[str], code: int, *words: str) -> None:

@@ -282,6 +282,7 @@ def video(
     flow: str = typer.Option(V.flow, help="dis, farneback or raft."),
     cut_threshold: float = typer.Option(V.cut_threshold, help="Reliable fraction under which a frame starts a new shot."),
     crf: int = typer.Option(V.crf, help="H.264 quality (0-51, lower is better)."),
+    codec: str = typer.Option(V.codec, help="h264 (plays everywhere) or prores (ProRes 422 HQ, 10-bit, in .mov or .mkv: for editing)."),
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
     projection: str = typer.Option(C.PanoramaConfig().projection,
                                    help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
@@ -321,7 +322,7 @@ def video(
     from .pipelines.video import stylize_video
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
-                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "preview")}
+                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview")}
     for k in ("input", "style", "output", "overwrite", "skip_existing", "quiet", "restart", "keep_work", "projection",
               "stereo"):
         kw.pop(k)
@@ -335,7 +336,7 @@ def video(
         vcfg, cfg = C.VideoConfig(**vkw), style_config(**kw)
         # Every video, style and output is checked before the first is painted.
         plan, skipped = plan_outputs(input, [check_input(s, "style image") for s in style], output, overwrite,
-                                     skip_existing, "video", default_video_output)
+                                     skip_existing, "video", lambda v, s: default_video_output(v, s, vcfg.codec))
         return batch(sink, plan, skipped, lambda video, out: stylize_video(
             video, style, out, cfg, vcfg, overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=sink,
             projection=projection, stereo=stereo))

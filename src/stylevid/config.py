@@ -112,7 +112,8 @@ class VideoConfig:
     cut_threshold: float = 0.35         # reliable fraction below this: a new shot
     start: float = 0.0                  # seconds
     duration: float | None = None       # seconds; None = to the end
-    crf: int = 18
+    crf: int = 18                       # H.264 quality (ProRes ignores it)
+    codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing)
     preview: bool = False
 
 
@@ -164,6 +165,7 @@ class PanoramaConfig:
 PROJECTIONS = ("auto", "equirect", "flat")
 STEREO_LAYOUTS = ("top-bottom", "left-right")
 STEREO_MODES = ("auto", "none", *STEREO_LAYOUTS)
+VIDEO_CODECS = ("h264", "prores")
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def to_dict(cfg) -> dict:
 
 
 __all__ = [
-    "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS", "STEREO_LAYOUTS", "STEREO_MODES",
+    "ENCODER_LAYERS", "ENCODERS", "INITS", "OPTIMIZERS", "DEVICES", "FLOWS", "PROJECTIONS", "STEREO_LAYOUTS", "STEREO_MODES", "VIDEO_CODECS",
     "MAX_IMAGE_PIXELS", "MIN_IMAGE_SIDE",
     "StyleConfig", "VideoConfig", "DreamConfig", "PanoramaConfig", "TextConfig", "to_dict", "replace",
 ]

@@ -347,3 +347,20 @@ def test_streams_it_cannot_keep_are_named(tmp_path):
     events = []
     assemble(plain, lambda i: frames[i], tmp_path / "p_out.mp4", on_event=events.append)
     assert warnings(events) == []
+
+
+def test_prores_for_editing(clips, tmp_path):
+    from stylevid.video.writer import check_codec
+
+    src = clips["cfr"]
+    frames = stylize(src)
+    w = assemble(src, lambda i: frames[i], tmp_path / "p.mov", codec="prores")
+    assert (w.codec, probe(w.path).codec, probe(w.path).pix_fmt) == ("prores_ks", "prores", "yuv422p10le")
+    back = [f.image for f in read_frames(w.path)]
+    assert np.abs(back[3].astype(float) - frames[3]).mean() < 2              # near lossless
+    odd = [f[:, :-1] for f in frames]
+    assert probe(assemble(src, lambda i: odd[i], tmp_path / "o.mkv", codec="prores").path).pix_fmt.startswith("yuv444p")   # 4444
+    with pytest.raises(BadInput, match="ProRes goes in a .mov or .mkv file, not .mp4"):
+        check_codec(tmp_path / "p.mp4", "prores")
+    with pytest.raises(BadInput, match="--codec 'vp9'"):
+        check_codec(tmp_path / "p.mkv", "vp9")

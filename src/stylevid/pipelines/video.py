@@ -30,7 +30,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..config import FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, PanoramaConfig, StyleConfig, VideoConfig, to_dict
+from ..config import (FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, VIDEO_CODECS, PanoramaConfig, StyleConfig, VideoConfig,
+                      to_dict)
 from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
@@ -43,7 +44,7 @@ from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window, shown_size, turns
-from ..video.writer import output_format
+from ..video.writer import check_codec, output_format
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
 
@@ -51,6 +52,8 @@ SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
 
 def validate_video(v: VideoConfig) -> None:
+    if v.codec not in VIDEO_CODECS:
+        raise BadInput(f"--codec {v.codec!r}: choose one of {', '.join(VIDEO_CODECS)}")
     if v.flow not in FLOWS:
         raise BadInput(f"--flow {v.flow!r}: choose one of {', '.join(FLOWS)}")
     if v.size < 0 or (v.size and v.size < 16):
@@ -141,8 +144,8 @@ class WorkFolder:
         return t
 
 
-def default_video_output(inp: Path, styles: Sequence[Path]) -> Path:
-    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}.mp4")
+def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
+    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{'.mov' if codec == 'prores' else '.mp4'}")
 
 
 class Watch:
@@ -340,7 +343,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     """
     inp, spaths = check_inputs(input, styles, cfg, "video")
     validate_video(vcfg)
-    out = Path(out) if out else default_video_output(inp, spaths)
+    out = Path(out) if out else default_video_output(inp, spaths, vcfg.codec)
 
     # Read the styles, pick the device and load the weights now: a bad one must fail before a work
     # folder is made (the encoder is cached, the stylizer reuses it).
@@ -393,6 +396,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
     output_format(out)   # an unsupported extension fails now, not after hours of frames
+    check_codec(out, vcfg.codec)
     meta = probe(inp)
     if count_frames(inp, vcfg.start, vcfg.duration) == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
@@ -404,8 +408,9 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     for say, text in _how_it_is_read(meta):
         say(on_event, f"{inp.name}: {text}")
 
-    # The work folder is keyed by everything that changes the frames (not crf or preview).
-    frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items() if k not in ("crf", "preview")},
+    # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
+    frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
+                                            if k not in ("crf", "codec", "preview")},
                       "wrap_x": wrap_x, "as_shown": True}
     key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
@@ -418,7 +423,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
         # file removed, every frame kept) instead of when it ends.
         written = assemble(inp, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
-                           crf=vcfg.crf, expected=stats["frames"], overwrite=overwrite, on_event=on_event,
+                           crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
+                           on_event=on_event,
                            check=job.watch.check, as_shown=True)
         job.stage = "done"
         if job.flag:

@@ -80,7 +80,20 @@ def output_format(path: Path) -> str:
                        f"use {', '.join(OUTPUT_FORMATS)}") from None
 
 
+ENCODERS = {"h264": "libx264", "prores": "prores_ks"}    # the CLI's --codec: FFmpeg's encoder
+
+
+def check_codec(path: Path, codec: str) -> None:
+    """Refuse a --codec its output container cannot hold (ProRes: MOV or MKV, not MP4)."""
+    if codec not in ENCODERS:
+        raise BadInput(f"--codec {codec!r}: choose one of {', '.join(ENCODERS)}")
+    if codec == "prores" and Path(path).suffix.lower() not in (".mov", ".mkv"):
+        raise BadInput(f"{path}: ProRes goes in a .mov or .mkv file, not {Path(path).suffix or '(none)'}")
+
+
 def video_encoder(codec: str | None, on_event: Sink) -> str:
+    """FFmpeg's encoder for ``codec`` (a --codec name or an encoder name; None: libx264, else mpeg4)."""
+    codec = ENCODERS.get(codec, codec)
     if codec is not None:
         if codec not in av.codecs_available:
             raise BadInput(f"video encoder {codec!r} is not available in this FFmpeg build")
@@ -231,6 +244,8 @@ def _video_stream(out, vcodec: str, rate, dims: tuple[int, int, str], crf: int):
     ovs.width, ovs.height, ovs.pix_fmt = width, height, pix_fmt
     if vcodec == "libx264":
         ovs.options = {"crf": str(crf)}
+    elif vcodec == "prores_ks":
+        ovs.options = {"profile": "4" if pix_fmt.startswith("yuv444") else "3", "vendor": "apl0"}   # 4444 / 422 HQ
     else:
         ovs.codec_context.qmin, ovs.codec_context.qmax = 2, 5
         ovs.bit_rate = int(width * height * float(rate) * 0.5)
@@ -259,8 +274,10 @@ def pixel_format(vcodec: str, width: int, height: int) -> str:
     Measured with PyAV 18.1 / FFmpeg 8.1: libx264 refuses 4:2:0 (and 4:2:2) at an odd width or
     height, but encodes yuv444p at any size, and the file decodes back at that exact size. (Even in
     4:2:0 the SPS can crop only by whole chroma samples, so an odd size cannot be signalled either.)
-    The mpeg4 fallback encodes 4:2:0 at odd sizes.
+    The mpeg4 fallback encodes 4:2:0 at odd sizes. ProRes is 10-bit 4:2:2 (4:4:4 at an odd width).
     """
+    if vcodec == "prores_ks":         # 10-bit 4:2:2 (422 HQ); 4:4:4 (4444) where the width is odd
+        return "yuv444p10le" if width % 2 else "yuv422p10le"
     if vcodec == "libx264" and (width % 2 or height % 2):
         return "yuv444p"
     return "yuv420p"
