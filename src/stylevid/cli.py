@@ -367,6 +367,7 @@ def dream(
     duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
     crf: int = typer.Option(V.crf, help="Video or zoom: H.264 quality (0-51, lower is better)."),
+    codec: str = typer.Option(V.codec, help="Video or zoom: h264 or prores (ProRes 422 HQ in .mov or .mkv)."),
     restart: bool = typer.Option(False, help="Video or zoom: discard finished frames of an earlier run."),
     keep_work: bool = typer.Option(False, help="Video or zoom: keep the work folder after success."),
     zoom_frames: int = typer.Option(D.zoom_frames, help="Photo: make a zoom video of this many frames, each the last one magnified and dreamed again (0: a photo)."),
@@ -393,7 +394,7 @@ def dream(
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
             size=size, seed=seed, save_every=save_every, zoom_frames=zoom_frames, zoom=zoom,
             zoom_rotate=zoom_rotate, zoom_steps=zoom_steps, zoom_fps=fps)
-        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, flow=flow)
+        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, codec=codec, flow=flow)
         return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                          keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
 

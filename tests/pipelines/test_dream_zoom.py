@@ -126,3 +126,13 @@ def test_a_longer_zoom_continues_a_kept_one(photo, tmp_path, monkeypatch):
     monkeypatch.setattr(V.WorkFolder, "save", lambda self, t, im: (painted.append(t), save(self, t, im))[1])
     out = dream_zoom(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=4), overwrite=True)
     assert painted == [2, 3] and len(decoded(out)) == 4
+
+
+def test_a_zoom_in_prores_goes_in_a_mov(photo, tmp_path, monkeypatch):
+    from stylevid.video import probe
+
+    monkeypatch.chdir(tmp_path)
+    out = dream_zoom(photo, None, replace(TINY, zoom_frames=2), codec="prores")
+    assert out.suffix == ".mov" and probe(out).codec == "prores"
+    with pytest.raises(BadInput, match="ProRes goes in a .mov or .mkv file"):
+        dream_zoom(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=2), codec="prores")

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..config import ENCODER_LAYERS, PROJECTIONS, STEREO_LAYOUTS, DreamConfig, PanoramaConfig, to_dict
+from ..config import ENCODER_LAYERS, PROJECTIONS, STEREO_LAYOUTS, DreamConfig, PanoramaConfig, VideoConfig, to_dict
 from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
@@ -60,6 +60,7 @@ from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
 from ..video import OUTPUT_FORMATS, write_frames
+from ..video.writer import check_codec
 from ..warp import warp, zoom_flow
 from .still import sidecar
 
@@ -556,7 +557,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
-    out = Path(out) if out else Path(f"{vpath.stem}_dream.mp4")
+    out = Path(out) if out else Path(f"{vpath.stem}_dream{'.mov' if vcfg.codec == 'prores' else '.mp4'}")
     meta = probe(vpath)
     stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
     eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
@@ -603,7 +604,7 @@ def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:
 def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), crf: int = 18,
                guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
                restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
-               projection: str = "auto") -> Path:
+               projection: str = "auto", codec: str = VideoConfig.codec) -> Path:
     """A photo becomes a video of ``cfg.zoom_frames`` frames at ``cfg.zoom_fps`` (the classic infinite
     zoom): frame 0 is the photo dreamed; frame k is frame k-1 zoomed (:func:`zoom_frame`) and dreamed
     again with ``cfg.zoom_steps`` steps per octave, so the dream feeds on itself as the camera moves in.
@@ -619,9 +620,10 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     if cfg.zoom_frames < 1:
         raise BadInput(f"--zoom-frames {cfg.zoom_frames}: a zoom video needs at least 1 frame")
     ipath, gpath, mpath = check_dream_inputs(image, "input image", guide, mask, cfg, projection)
-    out = Path(out) if out else default_output(ipath, ".mp4")
+    out = Path(out) if out else default_output(ipath, ".mov" if codec == "prores" else ".mp4")
     if out.suffix.lower() not in OUTPUT_FORMATS:
         raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)}")
+    check_codec(out, codec)
     inputs = [p for p in (ipath, gpath, mpath) if p is not None]
     check_output(out, inputs, overwrite)
     picture = load_image(ipath, "input image")
@@ -666,7 +668,8 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
             on_event(Progress("frames", k + 1, n))
             job.watch.check()
         job.stage = "mux"
-        written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, overwrite=overwrite,
+        written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
+                               overwrite=overwrite,
                                inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
         job.stage = "done"
         sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
@@ -708,13 +711,13 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
         if ignored:
             warn(on_event, f"{path}: {', '.join(ignored)} apply to video inputs only; ignored for a zoom")
         return dream_zoom(path, out, cfg, v.crf, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
-                          keep_work=keep_work, on_event=on_event, projection=projection)
+                          keep_work=keep_work, on_event=on_event, projection=projection, codec=v.codec)
     if video:
         return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                            keep_work=keep_work, on_event=on_event, projection=projection, stereo=stereo)
     if vcfg is not None:
         d = VideoConfig()
-        ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf")
+        ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf", "codec")
                    if getattr(vcfg, k) != getattr(d, k)]
         ignored += [o for o, on in (("--restart", restart), ("--keep-work", keep_work)) if on]
         if ignored:
