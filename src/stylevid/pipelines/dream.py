@@ -60,7 +60,7 @@ from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
 from ..video import OUTPUT_FORMATS, write_frames
-from ..video.writer import check_codec
+from ..video.writer import check_codec, video_suffix
 from ..warp import warp, zoom_flow
 from .still import sidecar
 
@@ -437,7 +437,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     h, w = fit_size(*picture.shape[:2], cfg.size)
     if stereo:
         eyes = Eyes(stereo)
-        size = (h // 2, w) if stereo == "top-bottom" else (h, w // 2)
+        size = eyes.eye_size(w, h)[::-1]        # (height, width) of one eye
         picture = eyes.join(*(to_uint8(resize(to_tensor(e), size, cfg.wrap_x)) for e in eyes.split(picture)))
         h, w = picture.shape[:2]
         octaves = dreamer.sizes(*size)          # each eye is dreamed at its own size
@@ -460,7 +460,6 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
 
     t1 = time.perf_counter()
     if stereo:
-        from ..config import VideoConfig
         from .video import StereoPainter
 
         # As a stereo video's first frame: the left eye dreamed, the right eye keeps the left eye's
@@ -550,14 +549,13 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     """Dream every frame of a video, flow-guided, keeping audio and timing; resumable like
     ``stylize_video`` (same work folder, lock and signals). ``vcfg``: a VideoConfig (its size,
     window, flow, iterations ratio, crf). ``projection`` and ``stereo`` as in ``stylize_video``."""
-    from ..config import VideoConfig
     from ..video import probe
     from ..weights import raft_file
     from .video import StereoPainter, _display_size, run_video, stereo_layout
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
-    out = Path(out) if out else Path(f"{vpath.stem}_dream{'.mov' if vcfg.codec == 'prores' else '.mp4'}")
+    out = Path(out) if out else Path(f"{vpath.stem}_dream{video_suffix(vcfg.codec)}")
     meta = probe(vpath)
     stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
     eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
@@ -620,7 +618,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     if cfg.zoom_frames < 1:
         raise BadInput(f"--zoom-frames {cfg.zoom_frames}: a zoom video needs at least 1 frame")
     ipath, gpath, mpath = check_dream_inputs(image, "input image", guide, mask, cfg, projection)
-    out = Path(out) if out else default_output(ipath, ".mov" if codec == "prores" else ".mp4")
+    out = Path(out) if out else default_output(ipath, video_suffix(codec))
     if out.suffix.lower() not in OUTPUT_FORMATS:
         raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)}")
     check_codec(out, codec)
@@ -692,7 +690,6 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
     Every option is checked first, the video ones (``vcfg``: window, flow, crf) even for a photo; for
     a photo, video options given other values than their defaults are ignored with a warning.
     """
-    from ..config import VideoConfig
     from .video import validate_video
 
     path = check_input(input, "input")

@@ -552,7 +552,7 @@ def stylize_stereo(image: np.ndarray, layout: str, cfg: StyleConfig, make: Calla
 
     eyes = Eyes(layout)
     h, w = fit_size(*image.shape[:2], cfg.size)             # the whole picture's working size
-    size = (h // 2, w) if layout == "top-bottom" else (h, w // 2)
+    size = eyes.eye_size(w, h)[::-1]                          # (height, width) of one eye
     rs = S.resize_equirect if wrap_x else _plain_resize      # each eye is a whole sphere of its own
     frame = eyes.join(*(to_uint8(rs(to_tensor(e), size)) for e in eyes.split(image)))
     vcfg = VideoConfig(first_iterations=cfg.iterations, iterations=cfg.iterations)

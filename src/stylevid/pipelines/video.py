@@ -44,7 +44,7 @@ from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window, shown_size, turns
-from ..video.writer import check_codec, output_format
+from ..video.writer import check_codec, output_format, video_suffix
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
 
@@ -145,7 +145,7 @@ class WorkFolder:
 
 
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
-    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{'.mov' if codec == 'prores' else '.mp4'}")
+    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec)}")
 
 
 class Watch:

@@ -83,6 +83,11 @@ def output_format(path: Path) -> str:
 ENCODERS = {"h264": "libx264", "prores": "prores_ks"}    # the CLI's --codec: FFmpeg's encoder
 
 
+def video_suffix(codec: str) -> str:
+    """The extension of a default output name for --codec: .mov for ProRes, else .mp4."""
+    return ".mov" if codec == "prores" else ".mp4"
+
+
 def check_codec(path: Path, codec: str) -> None:
     """Refuse a --codec its output container cannot hold (ProRes: MOV or MKV, not MP4)."""
     if codec not in ENCODERS:
