@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -305,8 +306,6 @@ def _timecode(inp, vs) -> tuple[str | None, set[int]]:
 def shift_timecode(timecode: str, seconds: float, rate: Fraction) -> str | None:
     """``timecode`` moved ``seconds`` later at frame ``rate`` (drop-frame counted at 29.97 and 59.94
     as SMPTE 12M does); None if it cannot be parsed or the rate has no whole nominal fps."""
-    import re
-
     m = re.fullmatch(r"(\d+):(\d\d):(\d\d)([:;.,])(\d\d)", timecode.strip())
     fps = round(float(rate)) if rate else 0
     if not m or fps <= 0:
@@ -424,7 +423,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     # Whatever else the input holds is not in the output: say so (no silent loss).
     chapter_tracks = {d.index for d in inp.streams if d.type == "data" and inp.chapters()
                       and d.metadata.get("handler_name", "").lower().startswith(("subtitle", "chapter"))}
-    carried = {vs.index, *copy, *reencode, *subs, *tc_streams, *chapter_tracks,
+    carried = {vs.index, *tc_streams, *chapter_tracks,    # audio and subtitles: each said above if dropped
                *(a.index for a in inp.streams.audio), *(t.index for t in inp.streams.subtitles)}
     left = [f"{d.index} ({d.type}{': ' + d.metadata['handler_name'] if d.metadata.get('handler_name') else ''})"
             for d in inp.streams if d.index not in carried]
