@@ -657,3 +657,21 @@ def test_an_anamorphic_video_is_painted_with_square_pixels(tmp_path):
     assert work and all(np.asarray(Image.open(p)).shape[:2] == (32, 64) for p in work)
     meta = probe(out)
     assert (meta.width, meta.height, meta.sar) == (64, 32, 1)
+
+
+def test_an_animated_gif_is_a_video_with_its_own_timing(tmp_path):
+    """FFmpeg decodes GIFs as bgra: an opaque one is not taken for transparent (no warning), and its
+    frame delays (100, 100, 200, 100 ms) are the output's timestamps."""
+    from stylevid.config import StyleConfig, VideoConfig
+    from stylevid.events import Message
+    from stylevid.video import read_frames
+
+    frames = [Image.fromarray(f) for f in moving_square(4, 32, 48)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=[100, 100, 200, 100])
+    assert not probe(tmp_path / "a.gif").alpha
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(tmp_path / "s.png")
+    events = []
+    out = V.stylize_video(tmp_path / "a.gif", tmp_path / "s.png", tmp_path / "o.mp4", StyleConfig(scales=1, iterations=2),
+                          VideoConfig(first_iterations=2, iterations=1, reveal_iterations=0), on_event=events.append)
+    assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == []
+    assert [round(f.time, 2) for f in read_frames(out)] == [0.0, 0.1, 0.2, 0.4]

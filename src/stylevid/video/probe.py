@@ -68,7 +68,7 @@ class VideoInfo:
     hdr: str = ""               # "pq" or "hlg" for an HDR transfer (first frame's), "" for SDR
     wide_gamut: bool = False    # BT.2020 primaries
     interlaced: bool = False    # the first frame is (the reader deinterlaces)
-    alpha: bool = False         # the frames carry transparency (ProRes 4444, VP9/PNG with alpha)
+    alpha: bool = False         # the first frame is partly transparent (ProRes 4444, VP9/PNG/GIF with alpha)
     sar: Fraction = Fraction(1)  # sample aspect ratio: a coded pixel's width / height (HDV 1440x1080: 4/3)
     display_matrix: tuple[int, ...] | None = None   # the 9 raw int32 of the display matrix (keeps flips)
 
@@ -219,6 +219,14 @@ def _codec_name(s) -> str:
     return cc.codec.canonical_name if cc is not None else "none"
 
 
+def _transparent(frame: av.VideoFrame) -> bool:
+    """Whether the frame has an alpha channel with any pixel not opaque. (FFmpeg decodes every GIF
+    as bgra, most of them opaque: a format with alpha is not enough.)"""
+    if not any(c.is_alpha for c in frame.format.components):
+        return False
+    return bool(frame.to_ndarray(format="rgba")[..., 3].min() < 255)
+
+
 def probe(path, require_video: bool = True) -> VideoInfo:
     """What the reader and writer need to know about a video file.
 
@@ -279,7 +287,7 @@ def probe(path, require_video: bool = True) -> VideoInfo:
             hdr=transfer_name(first.color_trc),
             wide_gamut=first.color_primaries == BT2020,
             interlaced=bool(first.interlaced_frame),
-            alpha=any(c.is_alpha for c in first.format.components),
+            alpha=_transparent(first),
             sar=Fraction(vs.sample_aspect_ratio) if vs.sample_aspect_ratio else Fraction(1),
             display_matrix=matrix,
         )
