@@ -687,8 +687,9 @@ def bench_stereo_detect(out: list[str]) -> None:
             f"{len(stereo_scores)} stereo files score {min(stereo_scores):.2f}-{max(stereo_scores):.2f} with margins "
             f"{min(margins[True]):.2f}-{max(margins[True]):.2f}; {len(mono_scores)} mono files score at most "
             f"{max(mono_scores):.2f} with margins at most {max(margins[False]):.2f} (thresholds: score {MIN_SCORE}, "
-            f"margin {MIN_MARGIN}); wrong: {', '.join(wrong) or 'none'}. Margin: the score less the same with one "
-            "eye also shifted vertically (best over layouts and pictures).", "",
+            f"margin {MIN_MARGIN}); wrong: {', '.join(wrong) or 'none'}. Margin: the score less the best match at "
+            "shifts two eyes would not match at, an eighth of the height down or 8-25 % of the width sideways "
+            "(best over layouts and pictures).", "",
             "| file | pictures | found | score | margin | ms |", "|---|---|---|---|---|---|", *rows, ""]
     print(f"stereo_detect: wrong {wrong}", file=sys.stderr, flush=True)
 

@@ -138,3 +138,14 @@ def test_a_stereo_video_that_fades_in_is_found(tmp_path):
     frames = [np.zeros((64, 64, 3), np.uint8)] * 25 + [pair("top-bottom", 32, 64, seed=i) for i in range(20)]
     clip = make_clip(tmp_path / "fade.mp4", frames, fps=25)
     assert stereo_layout(P(clip), probe(clip), "auto", VideoConfig()) == "top-bottom"
+
+
+def test_a_tiled_texture_is_not_a_pair():
+    """Tiles of 32 px: both halves are the same picture, and an eighth of the height (16 px) is no
+    whole tile, so the vertical control alone would call it stereo; a sideways shift of one tile
+    (within 8-25 % of the width) matches as well, which two eyes would not."""
+    tile = np.random.default_rng(0).integers(0, 255, (32, 32, 3)).astype(np.uint8)
+    texture = np.tile(tile, (8, 8, 1))
+    m = halves_match(texture, "top-bottom")
+    assert m.score > 0.99 and m.control > 0.99 and not m.stereo
+    assert detect([texture])[0] == ""

@@ -7,13 +7,14 @@ one picture gives eyes that do not match.
 
 How the halves show it (:func:`halves_match`): two eyes see one scene from a few centimetres apart,
 so their fine detail (the picture less its blur) lines up once one eye is shifted by a few pixels
-sideways (the disparity), and stops lining up when it is also shifted vertically (the control).
-Measured on the shared media (`scripts/bench.py --only stereo_detect`, eyes compared at 256 px wide):
-three real stereo 360 files (a photo, an MP4, an MPEG-TS) score 0.57-0.81, 0.56-0.81 above their
-control; 26 mono files (photos, paintings, panoramas, video frames) score at most 0.45 (a clip of
-long vertical edges, which match as well when shifted vertically) and at most 0.04 above their
-control. Smooth pictures (a plain wall: whole-picture correlation 0.98) have too little detail to
-decide and stay one picture.
+sideways (the disparity), and stops lining up at shifts two eyes would not show (the controls: an
+eighth of the height down, or 8-25 % of the width sideways; a repeating pattern, stripes or tiles,
+lines up there too). Measured on the shared media (`scripts/bench.py --only stereo_detect`, eyes
+compared at 256 px wide): three real stereo 360 files (a photo, an MP4, an MPEG-TS) score 0.57-0.81,
+0.54-0.78 above their controls; 26 mono files (photos, paintings, panoramas, video frames) score at
+most 0.45 (a clip of long vertical edges, which match as well when shifted vertically) and at most
+0.02 above their controls. Smooth pictures (a plain wall: whole-picture correlation 0.98) have too
+little detail to decide and stay one picture.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ class Eyes:
 
 class Match(NamedTuple):
     score: float       # best correlation of the eyes' detail over small horizontal shifts
-    control: float     # the same with one eye also shifted an eighth of its height
+    control: float     # the best at shifts two eyes would not match at (see halves_match)
     detail: float      # RMS of the detail (grey levels): how much there is to compare
 
     @property
@@ -94,13 +95,13 @@ def _correlation(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a * b).sum() / d) if d > 0 else 0.0
 
 
-def _best_shift(a: torch.Tensor, b: torch.Tensor, dy: int, reach: int) -> float:
-    """The best correlation of ``b`` shifted by dx in [-reach, reach] and by ``dy`` rows against ``a``."""
+def _best_shift(a: torch.Tensor, b: torch.Tensor, dy: int, shifts: Iterable[int]) -> float:
+    """The best correlation of ``b`` shifted by each dx of ``shifts`` and by ``dy`` rows against ``a``."""
     h, w = a.shape
     a = a[max(0, dy):h + min(0, dy)]
     b = b[max(0, -dy):h + min(0, -dy)]
     best = -1.0
-    for dx in range(-reach, reach + 1):
+    for dx in shifts:
         x0, x1 = max(0, dx), w + min(0, dx)
         best = max(best, _correlation(a[:, x0:x1], b[:, x0 - dx:x1 - dx]))
     return best
@@ -115,8 +116,12 @@ def halves_match(picture: np.ndarray, layout: str) -> Match:
     width = min(MATCH_WIDTH, left.shape[-1])
     a, b = _detail(left, width), _detail(right, width)
     reach = max(2, round(0.03 * width))                  # disparity: up to 3 % of the eye's width
-    return Match(_best_shift(a, b, 0, reach), _best_shift(a, b, max(2, a.shape[0] // 8), reach),
-                 float(torch.sqrt((a * a).mean() + (b * b).mean()) / 2 ** 0.5))
+    near = range(-reach, reach + 1)
+    far = [s * dx for dx in range(round(0.08 * width), round(0.25 * width) + 1) for s in (1, -1)]
+    # Controls, shifts two eyes would not match at: an eighth of the height down, or 8-25 % of the
+    # width sideways. A pattern that repeats (stripes, tiles, a brick wall) matches there too.
+    control = max(_best_shift(a, b, max(2, a.shape[0] // 8), near), _best_shift(a, b, 0, far))
+    return Match(_best_shift(a, b, 0, near), control, float(torch.sqrt((a * a).mean() + (b * b).mean()) / 2 ** 0.5))
 
 
 def detect(pictures: Iterable[np.ndarray], enough: int = 3) -> tuple[str, float]:
