@@ -236,3 +236,14 @@ def test_help_for_every_command():
 def test_no_arguments_shows_help():
     r = runner().invoke(app, [])
     assert "image" in r.stdout + r.stderr and "layers" in r.stdout + r.stderr
+
+
+def test_crf_with_prores_is_said_to_be_ignored(work):
+    from tests.cli_helpers import FAST_VIDEO
+    from tests.clips import make_clip, moving_square
+
+    make_clip(work / "a.mp4", moving_square(2, 32, 48))
+    r = runner().invoke(app, ["video", "a.mp4", "-s", "paint.png", "--codec", "prores", "--crf", "10",
+                              *[a for a in FAST_VIDEO if a != "--quiet"]])
+    assert r.exit_code == 0 and r.stdout == "a_paint.mov\n", r.stderr
+    assert "--crf 10: ProRes has no crf" in r.stderr

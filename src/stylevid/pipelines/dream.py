@@ -621,7 +621,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     out = Path(out) if out else default_output(ipath, video_suffix(codec))
     if out.suffix.lower() not in OUTPUT_FORMATS:
         raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)}")
-    check_codec(out, codec)
+    check_codec(out, codec, crf, on_event)
     inputs = [p for p in (ipath, gpath, mpath) if p is not None]
     check_output(out, inputs, overwrite)
     picture = load_image(ipath, "input image")

@@ -396,7 +396,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
     output_format(out)   # an unsupported extension fails now, not after hours of frames
-    check_codec(out, vcfg.codec)
+    check_codec(out, vcfg.codec, vcfg.crf, on_event)
     meta = probe(inp)
     if count_frames(inp, vcfg.start, vcfg.duration) == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"

@@ -26,6 +26,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
+from ..config import VideoConfig
 from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
@@ -89,12 +90,15 @@ def video_suffix(codec: str) -> str:
     return ".mov" if codec == "prores" else ".mp4"
 
 
-def check_codec(path: Path, codec: str) -> None:
-    """Refuse a --codec its output container cannot hold (ProRes: MOV or MKV, not MP4)."""
+def check_codec(path: Path, codec: str, crf: int | None = None, on_event: Sink = null_sink) -> None:
+    """Refuse a --codec its output container cannot hold (ProRes: MOV or MKV, not MP4); say that a
+    ``crf`` other than the default does nothing for ProRes."""
     if codec not in ENCODERS:
         raise BadInput(f"--codec {codec!r}: choose one of {', '.join(ENCODERS)}")
     if codec == "prores" and Path(path).suffix.lower() not in (".mov", ".mkv"):
         raise BadInput(f"{path}: ProRes goes in a .mov or .mkv file, not {Path(path).suffix or '(none)'}")
+    if codec == "prores" and crf is not None and crf != VideoConfig.crf:
+        warn(on_event, f"--crf {crf}: ProRes has no crf (422 HQ sets its own quality); ignored")
 
 
 def video_encoder(codec: str | None, on_event: Sink) -> str:
