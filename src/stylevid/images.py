@@ -109,6 +109,31 @@ def load_image(path: str | Path, what: str = "image") -> np.ndarray:
     return to_rgb(open_image(path, what))
 
 
+def stereo_pair(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """The two eyes of an MPO stereo photo (a 3D camera's .mpo: its second picture a disparity
+    image, or of no stated type but the first one's size), else None: an MPO whose second picture
+    is a thumbnail or another angle, or any other file, is one picture."""
+    p = check_input(path)
+    try:
+        with Image.open(p) as im:           # the header alone: most photos end here
+            if im.format != "MPO" or getattr(im, "n_frames", 1) < 2:
+                return None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None                         # load_image says what is wrong with it
+    left = load_image(p)                    # every check of open_image (size, truncation), orientation
+    with Image.open(p) as im:
+        entries = (getattr(im, "mpinfo", None) or {}).get(0xB002) or []
+        kind = entries[1]["Attribute"]["MPType"] if len(entries) > 1 else "Undefined"
+        im.seek(1)
+        im.load()
+        right = to_rgb(ImageOps.exif_transpose(im))
+    if kind != "Multi-Frame Image: Disparity" and (kind != "Undefined" or right.shape != left.shape):
+        return None
+    if right.shape != left.shape:
+        right = np.asarray(Image.fromarray(right).resize(left.shape[1::-1], Image.LANCZOS))
+    return left, right
+
+
 def read_xmp(path: str | Path) -> bytes | None:
     """The raw XMP packet of a JPEG/PNG/WebP, if any (360 photos carry GPano there)."""
     with Image.open(path) as im:
@@ -123,7 +148,7 @@ def read_xmp(path: str | Path) -> bytes | None:
 
 
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-            ".bmp": "BMP"}
+            ".bmp": "BMP", ".mpo": "MPO"}
 
 
 def image_format(path: str | Path) -> str:
@@ -133,17 +158,22 @@ def image_format(path: str | Path) -> str:
     """
     fmt = _FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise BadInput(f"{path}: unknown image extension (use .png, .jpg, .webp or .tif)")
+        raise BadInput(f"{path}: unknown image extension (use .png, .jpg, .webp, .tif or .mpo)")
     return fmt
 
 
-def save_image(image: np.ndarray, path: str | Path, xmp: bytes | None = None, quality: int = 95) -> Path:
-    """Write uint8 H×W×3 atomically (temporary name, fsync, rename); format from the extension."""
+def save_image(image: np.ndarray, path: str | Path, xmp: bytes | None = None, quality: int = 95,
+               eyes: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Write uint8 H×W×3 atomically (temporary name, fsync, rename); format from the extension. An
+    .mpo written with ``eyes`` holds the two pictures (a stereo pair, left eye first) instead."""
     path = Path(path)
     fmt = image_format(path)
     im = Image.fromarray(np.ascontiguousarray(image))
     kw: dict = {}
-    if fmt in ("JPEG", "WEBP"):
+    if fmt == "MPO" and eyes is not None:
+        im = Image.fromarray(np.ascontiguousarray(eyes[0]))
+        kw.update(save_all=True, append_images=[Image.fromarray(np.ascontiguousarray(eyes[1]))])
+    if fmt in ("JPEG", "WEBP", "MPO"):
         kw["quality"] = quality
     if xmp is not None and fmt in ("JPEG", "WEBP"):
         kw["xmp"] = xmp

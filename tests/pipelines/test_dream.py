@@ -332,3 +332,15 @@ def test_a_stereo_photo_is_dreamed_eye_by_eye(tmp_path, layout):
     Image.fromarray(smooth_noise(33, 33, 1)).save(tmp_path / "odd.png")
     with pytest.raises(BadInput, match="two equal eyes"):
         dream_image(tmp_path / "odd.png", tmp_path / "x.png", cfg, stereo=layout)
+
+
+def test_an_mpo_stereo_pair_is_dreamed_and_written_as_a_pair(tmp_path):
+    from stylevid.images import stereo_pair
+
+    eye = smooth_noise(32, 64, 5)
+    Image.fromarray(eye).save(tmp_path / "p.mpo", save_all=True, append_images=[Image.fromarray(np.roll(eye, 2, 1))])
+    out = dream_image(tmp_path / "p.mpo", tmp_path / "o.mpo", replace(TINY, size=128, octaves=1, steps=2),
+                      projection="flat")
+    eyes = stereo_pair(out)
+    assert eyes is not None and eyes[0].shape == eyes[1].shape == (32, 64, 3)
+    assert json.loads((tmp_path / "o.mpo.json").read_text())["stereo"] == "left-right"

@@ -269,3 +269,35 @@ def test_stereo_options_are_checked(tmp_path):
     assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == [
         "pair.png: looks like a stereo pair (top-bottom, its halves match as two eyes (1.00)) but 64x33 does not "
         "split into two equal eyes: painted as one picture"]
+
+
+def test_an_mpo_stereo_pair_is_painted_eye_by_eye(tmp_path):
+    """A 3D camera's .mpo holds both eyes as two pictures: painted as a side-by-side pair, eye by eye,
+    and written side by side, or as an .mpo pair again; --stereo none paints the left eye alone."""
+    from PIL import Image
+
+    from stylevid.images import load_image, stereo_pair
+
+    left = synthetic_pano(32, 64)
+    right = np.roll(left, 2, axis=1)                                   # the same scene, 2 px apart
+    Image.fromarray(left).save(tmp_path / "p.mpo", save_all=True, append_images=[Image.fromarray(right)])
+    save_image(synthetic_style(), tmp_path / "style.png")
+    cfg = StyleConfig(size=128, scales=1, iterations=8, device="cpu")
+    events = []
+    out = stylize_panorama(tmp_path / "p.mpo", tmp_path / "style.png", tmp_path / "o.png", cfg,
+                           PanoramaConfig(projection="flat"), on_event=events.append)
+    said = [e.text for e in events if isinstance(e, Message)]
+    assert any(t.startswith("p.mpo: stereo (left-right: its metadata)") for t in said), said
+    sbs = load_image(out)
+    assert sbs.shape[:2] == (32, 128)                                  # both eyes side by side (4:1)
+    mpo = stylize_panorama(tmp_path / "p.mpo", tmp_path / "style.png", tmp_path / "o.mpo", cfg,
+                           PanoramaConfig(projection="flat"))
+    eyes = stereo_pair(mpo)
+    assert eyes is not None and eyes[0].shape == (32, 64, 3)
+    assert np.abs(eyes[0].astype(float) - sbs[:, :64]).mean() < 12     # the same painting in JPEG 4:2:0 (7.6)
+    events = []
+    one = stylize_panorama(tmp_path / "p.mpo", tmp_path / "style.png", tmp_path / "one.png", cfg,
+                           PanoramaConfig(projection="flat", stereo="none"), on_event=events.append)
+    assert load_image(one).shape[:2] == (64, 128)                     # one eye (2:1) at the size asked for
+    assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == [
+        "p.mpo: an MPO stereo pair; with --stereo none only its left eye is painted"]

@@ -424,11 +424,11 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     out = Path(out) if out else default_output(ipath)
     check_output(out, [p for p in (ipath, gpath, mpath) if p is not None], overwrite)
     image_format(out)  # an unknown extension fails now, not after the dream
-    picture = load_image(ipath, "input image")
-    from .panorama import detect_projection, gpano_projection, gpano_xmp, photo_stereo
+    from .panorama import detect_projection, gpano_projection, gpano_xmp, load_photo, photo_stereo, save_photo
 
+    picture, declared = load_photo(ipath, stereo, on_event)
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
-    stereo, (eye_w, eye_h) = photo_stereo(picture, stereo, ipath, on_event, "dreamed")
+    stereo, (eye_w, eye_h) = photo_stereo(picture, stereo, ipath, on_event, "dreamed", declared)
     proj = "equirect" if cfg.wrap_x else detect_projection(ipath, eye_w, eye_h, projection)
     cfg = replace(cfg, wrap_x=proj == "equirect")
     guide_image = load_image(gpath, "guide image") if gpath else None
@@ -477,7 +477,7 @@ def dream_image(image: str | Path, out: str | Path | None = None, cfg: DreamConf
     # GPano for a 360 dream, but not added to a stereo pair (both eyes in one are not one picture).
     if cfg.wrap_x and (not stereo or gpano_projection(xmp_in) is not None):
         xmp = gpano_xmp(xmp_in, w, h)
-    save_image(result, out, xmp=xmp)
+    save_photo(result, out, stereo, xmp)
     sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None, "mask": str(mpath) if mpath else None,
                   "output": str(out), "projection": proj, "stereo": stereo, "config": to_dict(cfg),
                   "device": str(dreamer.device),

@@ -42,7 +42,7 @@ from ..config import PROJECTIONS, PanoramaConfig, StyleConfig, to_dict
 from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_output
-from ..images import fit_size, load_image, read_xmp, save_image, to_tensor, to_uint8
+from ..images import fit_size, load_image, read_xmp, save_image, stereo_pair, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..losses import weighted_gram
 from ..optimize import optimize, with_grad
@@ -460,10 +460,10 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
         raise BadInput(f"--projection {pano.projection!r}: choose one of {', '.join(PROJECTIONS)}")
     out = Path(out) if out else default_output(cpath, spaths)
     check_output(out, [cpath, *spaths], overwrite)
-    image = load_image(cpath, "content image")
+    image, declared = load_photo(cpath, pano.stereo, on_event)
     h, w = image.shape[:2]
     # A stereo picture's projection is its eyes' (a top-bottom 360 photo is 1:1, each eye 2:1).
-    stereo, (eye_w, eye_h) = photo_stereo(image, pano.stereo, cpath, on_event)
+    stereo, (eye_w, eye_h) = photo_stereo(image, pano.stereo, cpath, on_event, declared=declared)
     try:
         xmp = read_xmp(cpath)
     except Exception:
@@ -501,7 +501,7 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     # (updated) where the input had it, never added for it (a viewer would show both eyes as one).
     keep = (mode == "equirect" and not stereo) or gpano_projection(xmp) is not None
     out_xmp = gpano_xmp(xmp, result.shape[1], result.shape[0]) if keep else None
-    save_image(result, out, xmp=out_xmp)
+    save_photo(result, out, stereo, out_xmp)
     info(on_event, f"{mode} mode ran; seam ratio {stats['seam_ratio']:.2f} (input {stats['content_seam_ratio']:.2f})"
                    + ("; XMP GPano written" if out_xmp else ""))
     cube = None
@@ -516,14 +516,33 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
     return out
 
 
+def load_photo(path: Path, mode: str, on_event: Sink = null_sink) -> tuple[np.ndarray, str]:
+    """The picture to paint and the stereo layout its file declares: an MPO stereo pair (a 3D
+    camera's) is joined side by side (top-bottom with ``--stereo top-bottom``; with ``none`` the
+    left eye alone, with a warning); any other photo is itself, declaring nothing."""
+    pair = stereo_pair(path)
+    if pair is None:
+        return load_image(path, "content image"), ""
+    if mode == "none":
+        warn(on_event, f"{path.name}: an MPO stereo pair; with --stereo none only its left eye is painted")
+        return pair[0], ""
+    layout = "top-bottom" if mode == "top-bottom" else "left-right"
+    return Eyes(layout).join(*pair), layout
+
+
+def save_photo(result: np.ndarray, out: Path, stereo: str, xmp: bytes | None = None) -> None:
+    """``save_image``, with a stereo pair written as its two eyes where ``out`` is an .mpo."""
+    save_image(result, out, xmp=xmp, eyes=Eyes(stereo).split(result) if stereo else None)
+
+
 def photo_stereo(picture: np.ndarray, mode: str, path: Path, on_event: Sink = null_sink,
-                 verb: str = "painted") -> tuple[str, tuple[int, int]]:
+                 verb: str = "painted", declared: str = "") -> tuple[str, tuple[int, int]]:
     """The stereo layout ``picture`` is painted (or dreamed: ``verb``) with, "" for one picture
     (:func:`stereo.choose` on ``mode``, the --stereo option), and the (width, height) of one eye (the
     whole picture's when ""). Says which. A layout asked for that does not split the picture into two
     equal eyes is refused; a detected one is then painted as one picture, with a warning."""
     h, w = picture.shape[:2]
-    layout, why = choose_stereo(mode, [picture])
+    layout, why = choose_stereo(mode, [picture], declared)
     if not layout:
         return "", (w, h)
     eyes = Eyes(layout)
