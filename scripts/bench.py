@@ -652,13 +652,14 @@ def bench_stereo(out: list[str], size: int = 384, weights=(5.0, 50.0, 500.0)) ->
 
 
 def bench_stereo_detect(out: list[str]) -> None:
-    """--stereo auto on every picture of the shared media (photos: the picture; videos: the three
-    frames stylevid video reads): which layout is found, the score, and the margin over the control
-    (the best over layouts and pictures), against the thresholds. A file whose name says stereoTB is
-    stereo top-bottom."""
+    """--stereo auto on every file of the shared media (photos: the picture; videos: the frames
+    stylevid video reads, ``stereo_samples``): which layout is found, the score, and the margin over
+    the controls (the best over layouts and pictures), against the thresholds. A file whose name
+    says stereoTB is stereo top-bottom."""
     from stylevid.images import load_image
     from stylevid.stereo import MIN_MARGIN, MIN_SCORE, detect, halves_match
-    from stylevid.video import read_frames
+    from stylevid.pipelines.video import stereo_samples
+    from stylevid.video import probe
 
     rows, stereo_scores, mono_scores, wrong, margins = [], [], [], [], {True: [], False: []}
     files = sorted(p for p in SHARED.glob("*/*") if p.suffix.lower() in (".jpg", ".png", ".mp4", ".mov", ".ts"))
@@ -666,14 +667,17 @@ def bench_stereo_detect(out: list[str]) -> None:
         out += ["## Stereo detection", "", f"skipped: no media under {SHARED}", ""]
         return
     for path in files:
-        if path.suffix.lower() in (".jpg", ".png"):
-            pictures = [load_image(path)]
-        else:
-            pictures = [f.image for f in read_frames(path, 512, 0.0, None) if f.index % 10 == 0 and f.index <= 20]
-            pictures = pictures[:3]
+        pictures: list = []
+
+        def read(source):                   # what detect took from the source, for the margins below
+            for p in source:
+                pictures.append(p)
+                yield p
+
         t = time.perf_counter()
-        layout, score = detect(pictures)
-        ms = (time.perf_counter() - t) * 1000
+        source = [load_image(path)] if path.suffix.lower() in (".jpg", ".png") else stereo_samples(path, probe(path))
+        layout, score = detect(read(source))
+        ms = (time.perf_counter() - t) * 1000          # with the reading and decoding, as stylevid pays it
         truth = "top-bottom" if "stereoTB" in path.name else ""
         (stereo_scores if truth else mono_scores).append(score)
         margin = max(m.score - m.control for p in pictures for m in (halves_match(p, "top-bottom"),

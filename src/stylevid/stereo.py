@@ -10,8 +10,8 @@ so their fine detail (the picture less its blur) lines up once one eye is shifte
 sideways (the disparity), and stops lining up at shifts two eyes would not show (the controls: an
 eighth of the height down, or 8-25 % of the width sideways; a repeating pattern, stripes or tiles,
 lines up there too). Measured on the shared media (`scripts/bench.py --only stereo_detect`, eyes
-compared at 256 px wide): three real stereo 360 files (a photo, an MP4, an MPEG-TS) score 0.57-0.81,
-0.54-0.78 above their controls; 26 mono files (photos, paintings, panoramas, video frames) score at
+compared at 256 px wide): three real stereo 360 files (a photo, an MP4, an MPEG-TS) score 0.57-0.79,
+0.54-0.74 above their controls; 26 mono files (photos, paintings, panoramas, video frames) score at
 most 0.45 (a clip of long vertical edges, which match as well when shifted vertically) and at most
 0.02 above their controls. Smooth pictures (a plain wall: whole-picture correlation 0.98) have too
 little detail to decide and stay one picture.
@@ -29,7 +29,7 @@ from .errors import BadInput
 
 MATCH_WIDTH = 256          # the eyes are compared at this width (or their own, if narrower)
 MIN_SCORE = 0.45           # correlation of the halves' detail that says "two eyes"
-MIN_MARGIN = 0.25          # ... and how much better than with a vertical shift it must be
+MIN_MARGIN = 0.25          # ... and how much better than at the control shifts (see halves_match)
 MIN_DETAIL = 2.0           # RMS detail (0-255 grey levels) below which a picture cannot tell
 NOT_STEREO = "; --stereo none paints both eyes as one picture"    # said after a layout auto chose
 

@@ -297,6 +297,21 @@ class StereoPainter:
 STEREO_LOOK_FRAMES = 300   # how far into a video (frames) --stereo auto looks for pictures with detail
 
 
+def stereo_samples(inp: Path, meta, start: float = 0.0, duration: float | None = None):
+    """The frames ``--stereo auto`` compares, lazily: every 10th of the window, as shown, long edge
+    512 at most, up to frame STEREO_LOOK_FRAMES (``stereo.detect`` stops reading once it has three
+    with detail, so a fade from black is passed over)."""
+    frames = read_frames(inp, min(512, max(_display_size(meta))), start, duration, as_shown=True)
+    try:
+        for f in frames:
+            if f.index % 10 == 0:
+                yield f.image
+            if f.index >= STEREO_LOOK_FRAMES:
+                break
+    finally:
+        frames.close()
+
+
 def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink = null_sink,
                   verb: str = "painted") -> str:
     """The stereo layout the frames are painted (or dreamed: ``verb``) with eye by eye, "" for one
@@ -304,18 +319,7 @@ def stereo_layout(inp: Path, meta, mode: str, vcfg: VideoConfig, on_event: Sink 
     input's metadata declares, else the one its first frames with detail show (every 10th frame,
     past a fade from black). Says which, or warns when the
     frame at its working size does not split into two equal eyes (then it is one picture)."""
-    def first_frames():      # every 10th frame, small, until stereo.detect has three with detail
-        frames = read_frames(inp, min(512, max(_display_size(meta))), vcfg.start, vcfg.duration, as_shown=True)
-        try:
-            for f in frames:
-                if f.index % 10 == 0:
-                    yield f.image
-                if f.index >= STEREO_LOOK_FRAMES:     # a fade from black longer than this: one picture
-                    break
-        finally:
-            frames.close()
-
-    layout, why = choose_stereo(mode, first_frames(), meta.stereo)
+    layout, why = choose_stereo(mode, stereo_samples(inp, meta, vcfg.start, vcfg.duration), meta.stereo)
     if not layout:
         return ""
     w, h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))      # the frames are painted as shown
