@@ -266,7 +266,7 @@ def image(
 def video(
     input: List[Path] = typer.Argument(..., help="Video(s) to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video, or an existing folder (several videos) \\[default: <video>_<style>.mp4, .mov with --codec prores]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .gif or .webp: a looping picture, no sound), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF; .mov with --codec prores]."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),
@@ -350,7 +350,7 @@ D = C.DreamConfig()
 @app.command()
 def dream(
     input: Path = typer.Argument(..., help="Photo, video, or equirectangular 360 photo to dream on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video \\[default: <input>_dream.png, .mp4 for a video or a zoom]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.gif or .webp too, for a video or a zoom) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
     guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),

@@ -282,6 +282,26 @@ def test_default_output_name(ref, tmp_path, monkeypatch):
     assert r.stdout == "clip_style.mp4\n" and (tmp_path / "clip_style.mp4").is_file()
 
 
+def test_a_gif_is_painted_into_a_gif_with_its_frame_delays(ref, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pics = [Image.fromarray(f) for f in moving_square(4, 32, 40, shift=3)]
+    pics[0].save(tmp_path / "cat.gif", save_all=True, append_images=pics[1:], duration=[80, 40, 120, 60], loop=0)
+    r = invoke("video", tmp_path / "cat.gif", "-s", ref["style"], *FAST_VIDEO)
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "cat_style.gif\n"
+    out = Image.open(tmp_path / "cat_style.gif")
+    delays = []
+    for k in range(out.n_frames):
+        out.seek(k)
+        delays.append(out.info["duration"])
+    assert delays == [80, 40, 120, 60] and out.size == (40, 32)
+    # The same clip as a looping WebP, asked for by name, with the clip's audio named as left out.
+    r = invoke("video", ref["clip"], "-s", ref["style"], "-o", tmp_path / "clip.webp", *FAST_VIDEO[:-1])
+    assert r.exit_code == 0, r.stderr
+    assert "holds only pictures: input 1 (audio) not copied" in r.stderr
+    assert Image.open(tmp_path / "clip.webp").n_frames == N
+
+
 def test_existing_output_is_refused_and_kept(ref, tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"keep me")

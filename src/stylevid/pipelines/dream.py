@@ -555,7 +555,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
-    out = Path(out) if out else Path(f"{vpath.stem}_dream{video_suffix(vcfg.codec)}")
+    out = Path(out) if out else Path(f"{vpath.stem}_dream{video_suffix(vcfg.codec, vpath)}")
     meta = probe(vpath)
     stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
     eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)

@@ -145,7 +145,7 @@ class WorkFolder:
 
 
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
-    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec)}")
+    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
 
 
 class Watch:

@@ -30,11 +30,12 @@ from ..config import VideoConfig
 from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
+from .animated import FORMATS as ANIMATED, NAMES as ANIMATED_NAMES, keep_times, read_back, write_animation
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
 from .reader import Walk, check_window, scaled_size, shown_size, to_coded, turns
 from .spherical import add_spherical
 
-OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
+OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif": "gif", ".webp": "webp"}
 
 _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -85,9 +86,12 @@ def output_format(path: Path) -> str:
 ENCODERS = {"h264": "libx264", "prores": "prores_ks"}    # the CLI's --codec: FFmpeg's encoder
 
 
-def video_suffix(codec: str) -> str:
-    """The extension of a default output name for --codec: .mov for ProRes, else .mp4."""
-    return ".mov" if codec == "prores" else ".mp4"
+def video_suffix(codec: str, input_path=None) -> str:
+    """The extension of a default output name for --codec: .mov for ProRes; else .gif for a GIF
+    input (painted, it is still a GIF), else .mp4."""
+    if codec == "prores":
+        return ".mov"
+    return ".gif" if input_path is not None and Path(input_path).suffix.lower() == ".gif" else ".mp4"
 
 
 def check_codec(path: Path, codec: str, crf: int | None = None, on_event: Sink = null_sink) -> None:
@@ -99,6 +103,9 @@ def check_codec(path: Path, codec: str, crf: int | None = None, on_event: Sink =
         raise BadInput(f"{path}: ProRes goes in a .mov or .mkv file, not {Path(path).suffix or '(none)'}")
     if codec == "prores" and crf is not None and crf != VideoConfig.crf:
         warn(on_event, f"--crf {crf}: ProRes has no crf (422 HQ sets its own quality); ignored")
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt in ANIMATED and crf is not None and crf != VideoConfig.crf:
+        warn(on_event, f"--crf {crf}: {ANIMATED_NAMES[fmt]} output has no crf; ignored")
 
 
 def video_encoder(codec: str | None, on_event: Sink) -> str:
@@ -157,6 +164,9 @@ def assemble(
     out_path = check_output(output_path, [Path(input_path)], overwrite)
     fmt = output_format(out_path)
     meta = probe(input_path)
+    if fmt in ANIMATED:
+        return _assemble_animation(input_path, get_frame, out_path, fmt, meta, start, duration, size, expected,
+                                   as_shown, on_event, check or _no_check)
     vcodec = video_encoder(codec, on_event)
     if as_shown and turns(meta.rotation):
         get_frame = (lambda get: lambda i: to_coded(_image(get, i, out_path), meta.rotation))(get_frame)
@@ -216,6 +226,11 @@ def write_frames(
         raise BadInput(f"fps must be a whole number from 1 to 240, got {fps!r}")
     out_path = check_output(output_path, [Path(p) for p in inputs], overwrite)
     fmt = output_format(out_path)
+    if fmt in ANIMATED:
+        times = [Fraction(i, fps) for i in range(count)]
+        first = _image(get_frame, 0, out_path)
+        return _animation(out_path, fmt, lambda i: _image(get_frame, i, out_path), first.shape[1],
+                          first.shape[0], times, Fraction(count, fps), on_event, check or _no_check, 0)
     vcodec = video_encoder(codec, on_event)
     first = _image(get_frame, 0, out_path)
     height, width = first.shape[:2]
@@ -266,11 +281,83 @@ def _video_stream(out, vcodec: str, rate, dims: tuple[int, int, str], crf: int):
     return ovs
 
 
+def _assemble_animation(input_path, get_frame, out_path: Path, fmt: str, meta, start, duration, size, expected,
+                        as_shown: bool, on_event: Sink, check) -> Written:
+    """:func:`assemble` into a GIF or an animated WebP: the window's frames at their times (from
+    the first frame's), as shown, and nothing else: whatever else the input holds is named."""
+    with open_video(input_path) as (inp, vs):
+        walk = Walk(input_path, inp, vs, start, duration, (), on_event)
+        times, durations = [], []
+        for frame in walk:
+            times.append(frame.pts * vs.time_base)
+            durations.append((frame.duration or 0) * vs.time_base)
+        left = [f"{d.index} ({d.type})" for d in inp.streams if d.index != vs.index]
+        if inp.chapters():
+            left.append("chapters")
+        audio = len(inp.streams.audio)
+    if expected is not None and len(times) != expected:
+        raise WriteFailed(f"{out_path}: the input window has {len(times)} frames but {expected} were "
+                          f"stylized; output not written")
+    step = (times[-1] - times[0]) / (len(times) - 1) if len(times) > 1 else 1 / Fraction(meta.fps or 25).limit_denominator(1001)
+    end = times[-1] + (durations[-1] or step)
+    kind = ANIMATED_NAMES[fmt]
+    if left:
+        warn(on_event, f"{out_path}: a {kind} holds only pictures: input {', '.join(left)} not copied "
+                       f"(write .mp4, .mov or .mkv to keep them)")
+    if meta.spherical:
+        warn(on_event, f"{out_path}: a {kind} cannot say it is a 360° picture; viewers show it flat")
+    if turns(meta.rotation) and not as_shown:
+        warn(on_event, f"{out_path}: a {kind} has no rotation; the frames are written as coded, not turned")
+    first = _image(get_frame, 0, out_path)
+    if size is None:
+        height, width = first.shape[:2]
+    else:
+        width, height = scaled_size(*shown_size(meta.width, meta.height, meta.sar if as_shown else None), size)
+    return _animation(out_path, fmt, lambda i: _image(get_frame, i, out_path), width, height, times, end,
+                      on_event, check, audio)
+
+
+def _animation(out_path: Path, fmt: str, get_image, width: int, height: int, times: list, end: Fraction,
+               on_event: Sink, check, audio: int) -> Written:
+    """Write the frames at ``times`` (seconds) until ``end`` as a GIF or animated WebP (see
+    video/animated.py): temporary name, read back, renamed."""
+    schedule = keep_times(times, end, fmt)
+    if len(schedule) < len(times):
+        info(on_event, f"{out_path}: {len(times) - len(schedule)} of {len(times)} frames left out: a {ANIMATED_NAMES[fmt]} "
+                       f"plays at most 50 frames a second (browsers slow shorter frames down to 10 a second)")
+
+    def sized(i: int) -> np.ndarray:
+        image = get_image(i)
+        if image.shape[:2] != (height, width):
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
+                .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
+        return image
+
+    with atomic_path(out_path) as tmp:
+        logs: list = []
+        try:
+            with ffmpeg_log() as logs:
+                written = write_animation(tmp, fmt, sized, schedule, on_event, check)
+        except BaseException as e:
+            _failed(e, None, out_path, logs)
+        try:
+            frames, ticks = read_back(tmp, fmt)
+        except AV_ERRORS as e:
+            raise WriteFailed(f"{out_path}: the written file does not read back ({reason(e)})") from None
+        total = sum(d for _, _, d in schedule)
+        # A WebP may hold fewer frames: libwebp merges a frame equal to the one before into it.
+        if ticks != total or not (frames == written or (fmt == "webp" and 1 <= frames < written)):
+            raise WriteFailed(f"{out_path}: the written file holds {frames} frames lasting {ticks} ticks, "
+                              f"expected {written} lasting {total}")
+    return Written(out_path, written, width, height, ANIMATED[fmt], ("dropped",) * audio, 0)
+
+
 def _failed(e: BaseException, out, out_path: Path, logs: list):
     """Close the half-written container and raise what the failure means: a full disk or another
     OS error as WriteFailed with its reason, an FFmpeg error as "encoding failed", ours unchanged."""
-    with contextlib.suppress(Exception):
-        out.close()
+    if out is not None:
+        with contextlib.suppress(Exception):
+            out.close()
     if isinstance(e, AV_ERRORS) and not isinstance(e, StylevidError):
         if isinstance(e, OSError):
             raise write_failed(out_path, e) from e
