@@ -289,3 +289,25 @@ def test_heic_photos_are_read(tmp_path):
     pillow_heif.from_pillow(Image.fromarray(a)).save(tmp_path / "phone.heic", quality=95)   # Pillow alone cannot
     got = load_image(tmp_path / "phone.heic")
     assert got.shape == a.shape and np.abs(got.astype(float) - a).mean() < 3
+
+
+def test_animations_are_counted_and_read_composed_with_their_durations(tmp_path):
+    from stylevid.images import animation, frame_count
+
+    frames = [np.full((H, W, 3), 40 * k, np.uint8) for k in range(4)]
+    frames[2][: H // 2] = 250                       # a frame that differs from the one before in half
+    pics = [Image.fromarray(f) for f in frames]
+    for ext in ("gif", "webp", "png"):               # png: APNG
+        p = tmp_path / f"a.{ext}"
+        pics[0].save(p, save_all=True, append_images=pics[1:], duration=[50, 100, 30, 70], loop=0)
+        assert frame_count(p) == 4
+        got = list(animation(p))
+        assert [d for _, d in got] == [50, 100, 30, 70]
+        for (a, _), f in zip(got, frames):        # whole pictures (WebP and GIF store changed parts only)
+            assert a.shape == (H, W, 3) and np.abs(a.astype(int) - f).max() <= (12 if ext == "webp" else 0)
+    still = tmp_path / "still.gif"
+    pics[0].save(still)
+    assert frame_count(still) == 1 and frame_count(tmp_path / "missing.gif") == 1
+    mpo = tmp_path / "pair.mpo"                      # two views of one moment, not an animation
+    pics[0].save(mpo, save_all=True, append_images=[pics[1]])
+    assert frame_count(mpo) == 1

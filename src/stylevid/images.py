@@ -134,6 +134,33 @@ def stereo_pair(path: str | Path) -> tuple[np.ndarray, np.ndarray] | None:
     return left, right
 
 
+def frame_count(path: str | Path) -> int:
+    """How many pictures an animated GIF, WebP or PNG (APNG) holds; 1 for any other file, and for
+    an MPO (its second picture is another view, see :func:`stereo_pair`, not a later moment)."""
+    try:
+        with _open(Path(path)) as im:
+            if im.format in ("GIF", "WEBP", "PNG") and getattr(im, "is_animated", False):
+                return int(im.n_frames)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        pass                                # load_image says what is wrong with it
+    return 1
+
+
+def animation(path: str | Path):
+    """The pictures of an animated GIF, WebP or APNG, each as (uint8 H×W×3 RGB, milliseconds it
+    shows), composed as a viewer shows them (Pillow composes partial frames on the canvas; alpha
+    on white, as :func:`to_rgb`). For the animated WebP that FFmpeg's decoder cannot read."""
+    p = check_input(path)
+    with _open(p) as im:
+        for k in range(getattr(im, "n_frames", 1)):
+            try:
+                im.seek(k)
+                im.load()
+            except (OSError, ValueError, SyntaxError, EOFError) as e:
+                raise InvalidMedia(f"{p}: frame {k} is broken ({str(e).splitlines()[0][:120] if str(e) else type(e).__name__})") from None
+            yield to_rgb(im), int(im.info.get("duration") or 0)
+
+
 def read_xmp(path: str | Path) -> bytes | None:
     """The raw XMP packet of a JPEG/PNG/WebP, if any (360 photos carry GPano there)."""
     with Image.open(path) as im:

@@ -115,3 +115,18 @@ def test_stereo_option_for_a_video_without_metadata(tmp_path):
         assert eye_by_eye == ([f"in.mp4: stereo (top-bottom: --stereo top-bottom): each eye is dreamed on its own, "
                                "the right eye from the left one warped by the disparity flow between them"]
                               if stereo != "none" else [])
+
+
+def test_an_animated_gif_is_dreamed_as_a_video_and_a_still_one_as_a_photo(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from stylevid.pipelines.dream import dream, is_video
+
+    pics = [Image.fromarray(f) for f in moving_square(3, 48, 64, shift=3)]
+    pics[0].save(tmp_path / "a.gif", save_all=True, append_images=pics[1:], duration=[100, 50, 100], loop=0)
+    pics[0].save(tmp_path / "still.gif")
+    assert is_video(tmp_path / "a.gif") and not is_video(tmp_path / "still.gif")
+    monkeypatch.chdir(tmp_path)
+    out = dream(tmp_path / "a.gif", None, DreamConfig(octaves=1, steps=2, size=64),
+                VideoConfig(size=64, first_iterations=2, iterations=1))
+    assert out.name == "a_dream.gif" and Image.open(out).n_frames == 3

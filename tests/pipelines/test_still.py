@@ -202,3 +202,15 @@ def test_save_every_writes_intermediates(pics, tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["out.png", "out.png.json", "out.s1.0002.png", "out.s1.0004.png"]
     assert max(load_image(tmp_path / "out.s1.0002.png").shape[:2]) == 64
+
+
+def test_an_animation_given_as_a_photo_is_painted_from_its_first_picture_with_a_warning(tmp_path):
+    from stylevid.pipelines.panorama import load_photo
+
+    pics = [Image.new("RGB", (40, 30), c) for c in ("red", "blue")]
+    pics[0].save(tmp_path / "a.gif", save_all=True, append_images=pics[1:], duration=100, loop=0)
+    events = []
+    picture, declared = load_photo(tmp_path / "a.gif", "auto", events.append)
+    assert declared == "" and tuple(picture[0, 0]) == (255, 0, 0)
+    assert [e.text for e in events] == ["a.gif: an animation of 2 pictures: only the first is painted here; "
+                                        "`stylevid video` paints every one"]

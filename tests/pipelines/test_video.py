@@ -302,6 +302,31 @@ def test_a_gif_is_painted_into_a_gif_with_its_frame_delays(ref, tmp_path, monkey
     assert Image.open(tmp_path / "clip.webp").n_frames == N
 
 
+def test_an_animated_webp_is_read_through_pillow_and_stays_a_webp(ref, tmp_path, monkeypatch):
+    """FFmpeg's WebP decoder reads only still pictures: an animated one is decoded by Pillow."""
+    monkeypatch.chdir(tmp_path)
+    pics = [Image.fromarray(f) for f in moving_square(4, 32, 40, shift=3)]
+    pics[0].save(tmp_path / "cat.webp", save_all=True, append_images=pics[1:], duration=[80, 40, 120, 60],
+                 loop=0, lossless=True)
+    r = invoke("video", tmp_path / "cat.webp", "-s", ref["style"], *FAST_VIDEO[:-1], "--keep-work")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "cat_style.webp\n" and "an animated WebP of 4 frames" in r.stderr
+    out = Image.open(tmp_path / "cat_style.webp")
+    assert out.n_frames == 4 and out.size == (40, 32)
+    from stylevid.video.animated import read_back
+    assert read_back(tmp_path / "cat_style.webp", "webp") == (4, 300)
+    # Painted from the animation's frames: each follows its own picture's square.
+    painted = []
+    for k in range(4):
+        out.seek(k)
+        painted.append(np.asarray(out.convert("RGB")).astype(int))
+    assert all(np.abs(painted[k] - painted[k + 1]).mean() > 1 for k in range(3))
+    # Run again: the work folder is keyed by the WebP itself, not by its temporary copy.
+    r = invoke("video", tmp_path / "cat.webp", "-s", ref["style"], *FAST_VIDEO[:-1], "--overwrite")
+    assert r.exit_code == 0, r.stderr
+    assert "resuming: 4 finished frames found" in r.stderr
+
+
 def test_existing_output_is_refused_and_kept(ref, tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"keep me")

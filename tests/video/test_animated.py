@@ -145,3 +145,16 @@ def test_gif_output_rules(clips, tmp_path):
     assert gif_delays(w.path) == [7, 3, 5, 12] and warnings(events) == []
     with av.open(str(w.path)) as c:
         assert c.streams.video[0].codec_context.name == "gif"
+
+
+def test_write_lossless_keeps_every_pixel_and_millisecond(tmp_path):
+    from stylevid.video import probe
+    from stylevid.video.animated import write_lossless
+
+    pics = colourful(4, 30, 41)                     # odd sides: RGB, no chroma subsampling
+    n = write_lossless(zip(pics, [40, 0, 130, 25]), tmp_path / "a.mkv")
+    assert n == 4
+    back = list(read_frames(tmp_path / "a.mkv"))
+    assert [round(f.time * 1000) for f in back] == [0, 40, 140, 270]    # 0 ms shows for 100 ms, as browsers do
+    assert all(np.array_equal(f.image, p) for f, p in zip(back, pics))
+    assert probe(tmp_path / "a.mkv").duration == pytest.approx(0.295)

@@ -55,7 +55,7 @@ from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
-from ..images import fit_size, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
+from ..images import fit_size, frame_count, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
@@ -364,15 +364,16 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", "
 
 
 def is_video(path: str | Path) -> bool:
-    """Whether ``path`` is dreamed as a video: its extension names a video container, or (an
-    extension Pillow does not know either) PyAV finds a video stream in it. Anything else is read
-    as a picture, and the image reader reports what is wrong with it."""
+    """Whether ``path`` is dreamed as a video: its extension names a video container, it is an
+    animation (GIF, WebP, APNG), or (an extension Pillow does not know either) PyAV finds a video
+    stream in it. Anything else is read as a picture, and the image reader reports what is wrong
+    with it."""
     p = Path(path)
     ext = p.suffix.lower()
     if ext in VIDEO_EXTENSIONS:
         return True
     if ext in Image.registered_extensions():
-        return False
+        return frame_count(p) > 1       # an animated GIF, WebP or PNG is dreamed frame by frame
     try:
         from ..video.probe import probe
 
@@ -551,44 +552,45 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     window, flow, iterations ratio, crf). ``projection`` and ``stereo`` as in ``stylize_video``."""
     from ..video import probe
     from ..weights import raft_file
-    from .video import StereoPainter, _display_size, run_video, stereo_layout
+    from .video import StereoPainter, _display_size, readable, run_video, stereo_layout
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
     out = Path(out) if out else Path(f"{vpath.stem}_dream{video_suffix(vcfg.codec, vpath)}")
-    meta = probe(vpath)
-    stereo = stereo_layout(vpath, meta, stereo, vcfg, on_event, "dreamed")
-    eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
-    wrap = cfg.wrap_x or projection == "equirect" or (
-        projection == "auto" and (meta.spherical or eye_w == 2 * eye_h))
-    cfg = replace(cfg, wrap_x=wrap)
-    if wrap:
-        info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
-    guide_image = load_image(gpath, "guide image") if gpath else None
-    mask_array = load_mask(mpath) if mpath else None
-    if stereo and mask_array is not None:
-        mask_array = eye_mask(mask_array, stereo, *_display_size(meta))
-    warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
-    # The device and the weights are checked now: a bad one must fail before a work folder is made.
-    dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
+    with readable(vpath, on_event) as src:
+        meta = probe(src)
+        stereo = stereo_layout(src, meta, stereo, vcfg, on_event, "dreamed")
+        eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
+        wrap = cfg.wrap_x or projection == "equirect" or (
+            projection == "auto" and (meta.spherical or eye_w == 2 * eye_h))
+        cfg = replace(cfg, wrap_x=wrap)
+        if wrap:
+            info(on_event, f"{vpath.name}: equirectangular 360 video: dreaming seamlessly in x")
+        guide_image = load_image(gpath, "guide image") if gpath else None
+        mask_array = load_mask(mpath) if mpath else None
+        if stereo and mask_array is not None:
+            mask_array = eye_mask(mask_array, stereo, *_display_size(meta))
+        warm_steps = max(1, round(cfg.steps * vcfg.iterations / vcfg.first_iterations))
+        # The device and the weights are checked now: a bad one must fail before a work folder is made.
+        dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
 
-    def make_painter(size: int, sink: Sink):
-        dreamer.on_event = sink
-        if not stereo:
-            return DreamPainter(dreamer, warm_steps, mask_array)
-        # Eye by eye, as stylevid video paints: DreamPainter's warm start takes the left eye's dream
-        # warped onto the right eye like a previous frame.
-        flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
-        return StereoPainter(lambda eye: DreamPainter(dreamer, warm_steps, mask_array), stereo, vcfg, wrap,
-                             dreamer.device, flow_kw)
+        def make_painter(size: int, sink: Sink):
+            dreamer.on_event = sink
+            if not stereo:
+                return DreamPainter(dreamer, warm_steps, mask_array)
+            # Eye by eye, as stylevid video paints: DreamPainter's warm start takes the left eye's dream
+            # warped onto the right eye like a previous frame.
+            flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+            return StereoPainter(lambda eye: DreamPainter(dreamer, warm_steps, mask_array), stereo, vcfg, wrap,
+                                 dreamer.device, flow_kw)
 
-    others = [p for p in (gpath, mpath) if p is not None]
-    return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg), "stereo": stereo},
-                     others,
-                     overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
-                     record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
-                             "mask": str(mpath) if mpath else None, "warm_steps": warm_steps, "stereo": stereo},
-                     use_temporal=False, offline=cfg.offline, stereo=stereo)
+        others = [p for p in (gpath, mpath) if p is not None]
+        return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg), "stereo": stereo},
+                         others,
+                         overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
+                         record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
+                                 "mask": str(mpath) if mpath else None, "warm_steps": warm_steps, "stereo": stereo},
+                         use_temporal=False, offline=cfg.offline, stereo=stereo, read_from=src)
 
 
 def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:

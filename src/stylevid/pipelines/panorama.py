@@ -42,7 +42,7 @@ from ..config import PROJECTIONS, PanoramaConfig, StyleConfig, to_dict
 from ..errors import BadInput
 from ..events import Sink, info, null_sink, warn
 from ..files import check_output
-from ..images import fit_size, load_image, read_xmp, save_image, stereo_pair, to_tensor, to_uint8
+from ..images import fit_size, frame_count, load_image, read_xmp, save_image, stereo_pair, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..losses import weighted_gram
 from ..optimize import optimize, with_grad
@@ -519,10 +519,15 @@ def stylize_panorama(content: str | Path, styles: str | Path | Sequence[str | Pa
 def load_photo(path: Path, mode: str, on_event: Sink = null_sink) -> tuple[np.ndarray, str]:
     """The picture to paint and the stereo layout its file declares: an MPO stereo pair (a 3D
     camera's) is joined side by side (top-bottom with ``--stereo top-bottom``; with ``none`` the
-    left eye alone, with a warning); any other photo is itself, declaring nothing."""
+    left eye alone, with a warning); any other photo is itself, declaring nothing (an animation's
+    first picture, with a warning)."""
     pair = stereo_pair(path)
     if pair is None:
-        return load_image(path, "content image"), ""
+        picture = load_image(path, "content image")
+        if (n := frame_count(path)) > 1:
+            warn(on_event, f"{path.name}: an animation of {n} pictures: only the first is painted here; "
+                           f"`stylevid video` paints every one")
+        return picture, ""
     if mode == "none":
         warn(on_event, f"{path.name}: an MPO stereo pair; with --stereo none only its left eye is painted")
         return pair[0], ""

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import signal
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,7 +37,7 @@ from ..errors import BadInput, Interrupted
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
-from ..images import load_image, resize, save_image, to_tensor, to_uint8
+from ..images import animation, frame_count, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
 from ..runtime import StopFlag, interruptible, pick_device
@@ -44,6 +45,7 @@ from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window, shown_size, turns
+from ..video.animated import write_lossless
 from ..video.writer import check_codec, output_format, video_suffix
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
@@ -142,6 +144,28 @@ class WorkFolder:
         while t in self.sums and self.path(t).is_file():
             t += 1
         return t
+
+
+def is_animated_webp(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and frame_count(path) > 1
+
+
+@contextlib.contextmanager
+def readable(inp: Path, on_event: Sink = null_sink):
+    """The file the video readers walk for ``inp``: ``inp`` itself, or for an animated WebP (FFmpeg's
+    WebP decoder reads only still pictures) a lossless copy of its frames at their times (Pillow
+    decodes them; video/animated.py writes FFV1), in a temporary folder for the length of the call.
+    The work folder's key and the names stay ``inp``'s."""
+    if not is_animated_webp(inp):
+        yield inp
+        return
+    with tempfile.TemporaryDirectory(prefix="stylevid-") as d:
+        src = Path(d) / f"{inp.stem}.mkv"
+        n = write_lossless(animation(inp), src)
+        info(on_event, f"{inp.name}: an animated WebP of {n} frames, decoded with Pillow (FFmpeg reads only still WebP)")
+        yield src
 
 
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
@@ -355,54 +379,57 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
-    meta = probe(inp)
-    stereo = stereo_layout(inp, meta, stereo, vcfg, on_event)
-    # A stereo frame's projection is its eyes' (a top-bottom 360 video is 1:1, each eye 2:1).
-    eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
-    if projection == "equirect" or (projection == "auto" and make_stylizer is None and (
-            meta.spherical or eye_w == 2 * eye_h)):
-        from .panorama import PanoramaStylizer
+    with readable(inp, on_event) as src:
+        meta = probe(src)
+        stereo = stereo_layout(src, meta, stereo, vcfg, on_event)
+        # A stereo frame's projection is its eyes' (a top-bottom 360 video is 1:1, each eye 2:1).
+        eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
+        if projection == "equirect" or (projection == "auto" and make_stylizer is None and (
+                meta.spherical or eye_w == 2 * eye_h)):
+            from .panorama import PanoramaStylizer
 
-        why = ("--projection equirect" if projection == "equirect" else "spherical metadata" if meta.spherical
-               else f"{eye_w}x{eye_h} is 2:1" + (" (each eye)" if stereo else ""))
-        info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
-        make_stylizer, wrap_x = PanoramaStylizer, True
+            why = ("--projection equirect" if projection == "equirect" else "spherical metadata" if meta.spherical
+                   else f"{eye_w}x{eye_h} is 2:1" + (" (each eye)" if stereo else ""))
+            info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
+            make_stylizer, wrap_x = PanoramaStylizer, True
 
-    def make_mono(size: int, sink: Sink) -> StylePainter:
-        stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
-        return StylePainter(stylizer, cfg, vcfg, wrap_x)
+        def make_mono(size: int, sink: Sink) -> StylePainter:
+            stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
+            return StylePainter(stylizer, cfg, vcfg, wrap_x)
 
-    def make_painter(size: int, sink: Sink):
-        if not stereo:
-            return make_mono(size, sink)
-        # The eye's own long edge (the frame's is the painter's size for mono video).
-        flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
-        return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, pick_device(cfg.device), flow_kw)
+        def make_painter(size: int, sink: Sink):
+            if not stereo:
+                return make_mono(size, sink)
+            # The eye's own long edge (the frame's is the painter's size for mono video).
+            flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
+            return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, pick_device(cfg.device), flow_kw)
 
-    return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg), "stereo": stereo}, spaths,
-                     overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
-                     record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
-                     use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo)
+        return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg), "stereo": stereo}, spaths,
+                         overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
+                         record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
+                         use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo, read_from=src)
 
 
 def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object], vcfg: VideoConfig,
               settings: dict, extra_inputs: Sequence[Path] = (), overwrite: bool = False, restart: bool = False,
               keep_work: bool = False, on_event: Sink = null_sink, wrap_x: bool = False, record: dict | None = None,
-              use_temporal: bool = True, offline: bool = False, stereo: str = "") -> Path:
+              use_temporal: bool = True, offline: bool = False, stereo: str = "", read_from: Path | None = None) -> Path:
     """The resumable frame loop shared by ``stylize_video`` and video dream.
 
     ``make_painter(long_edge, sink)`` returns an object with ``cold(content, t)`` and
     ``warm(content, previous, t)`` (each → (uint8 image, iterations used)) and a ``device``;
     ``settings`` (with ``vcfg``) key the work folder. ``stereo``: the painter is a
-    :class:`StereoPainter` of that layout (flows per eye, see :func:`_run`).
+    :class:`StereoPainter` of that layout (flows per eye, see :func:`_run`). ``read_from``: the
+    file to read the frames from, where it is not ``inp`` (:func:`readable`).
     """
     t_start = time.perf_counter()
+    src = read_from or inp
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
     output_format(out)   # an unsupported extension fails now, not after hours of frames
     check_codec(out, vcfg.codec, vcfg.crf, on_event)
-    meta = probe(inp)
-    if count_frames(inp, vcfg.start, vcfg.duration) == 0:
+    meta = probe(src)
+    if count_frames(src, vcfg.start, vcfg.duration) == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
         raise BadInput(f"{inp}: no frame between {vcfg.start:g} s and {end}")
     work_w, work_h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))
@@ -421,12 +448,12 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     record_work = {"input": str(inp), "others": [str(s) for s in extra_inputs], **frame_settings}
     with video_job(out, key, record_work, restart, keep_work, on_event) as job:
-        stats = _run(inp, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal, offline,
+        stats = _run(src, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal, offline,
                      stereo)
         job.stage = "mux"
         # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
         # file removed, every frame kept) instead of when it ends.
-        written = assemble(inp, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
+        written = assemble(src, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
                            crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
                            on_event=on_event,
                            check=job.watch.check, as_shown=True)
@@ -434,7 +461,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
         if vcfg.preview:
-            write_preview(inp, job.work, vcfg, out.with_suffix(".preview.png"), on_event)
+            write_preview(src, job.work, vcfg, out.with_suffix(".preview.png"), on_event)
         sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
                       "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
                       "subtitles": written.subtitles, "size": [written.width, written.height],

@@ -6,6 +6,8 @@
     assemble(input, get_frame, output, ...) -> Written    encode the stylized frames with the input's
                                                           timestamps, rotation, audio and subtitles
     write_frames(get_frame, count, output, fps) -> Written  pictures alone at a constant frame rate
+    (an output named .gif or .webp is a looping animation: video/animated.py, which also writes the
+    lossless copy an animated WebP is read through)
 """
 from __future__ import annotations
 

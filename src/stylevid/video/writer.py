@@ -87,11 +87,12 @@ ENCODERS = {"h264": "libx264", "prores": "prores_ks"}    # the CLI's --codec: FF
 
 
 def video_suffix(codec: str, input_path=None) -> str:
-    """The extension of a default output name for --codec: .mov for ProRes; else .gif for a GIF
-    input (painted, it is still a GIF), else .mp4."""
+    """The extension of a default output name for --codec: .mov for ProRes; else a GIF or WebP
+    input's own (painted, an animation stays one), else .mp4."""
     if codec == "prores":
         return ".mov"
-    return ".gif" if input_path is not None and Path(input_path).suffix.lower() == ".gif" else ".mp4"
+    suffix = Path(input_path).suffix.lower() if input_path is not None else ""
+    return suffix if suffix in (".gif", ".webp") else ".mp4"
 
 
 def check_codec(path: Path, codec: str, crf: int | None = None, on_event: Sink = null_sink) -> None:
