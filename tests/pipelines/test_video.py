@@ -321,6 +321,8 @@ def test_an_animated_webp_is_read_through_pillow_and_stays_a_webp(ref, tmp_path,
         out.seek(k)
         painted.append(np.asarray(out.convert("RGB")).astype(int))
     assert all(np.abs(painted[k] - painted[k + 1]).mean() > 1 for k in range(3))
+    # stylevid flicker reads both WebPs the same way.
+    assert 0 < flicker(tmp_path / "cat_style.webp", tmp_path / "cat.webp")["mean"] < 1
     # Run again: the work folder is keyed by the WebP itself, not by its temporary copy.
     r = invoke("video", tmp_path / "cat.webp", "-s", ref["style"], *FAST_VIDEO[:-1], "--overwrite")
     assert r.exit_code == 0, r.stderr

@@ -18,6 +18,7 @@ from ..events import Progress, Sink, info, null_sink
 from ..files import atomic_write_bytes, atomic_write_text, check_input, check_output
 from ..flow import METHODS, flicker_series
 from ..video import count_frames, probe, read_frames
+from .video import readable
 
 
 def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | None = None,
@@ -29,12 +30,19 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
     the output's sidecar (``<output>.json``, written by ``stylevid video``) records, else the whole
     reference, flat."""
     out_p, ref_p = check_input(output, "video"), check_input(reference, "reference video")
+    with readable(out_p) as out_src, readable(ref_p) as ref_src:    # an animated WebP: through Pillow
+        return _flicker(out_p, ref_p, out_src, ref_src, csv_path, plot, flow, size, wrap_x, start, duration,
+                        on_event)
+
+
+def _flicker(out_p: Path, ref_p: Path, out_src: Path, ref_src: Path, csv_path, plot, flow, size, wrap_x, start,
+             duration, on_event) -> dict:
     if flow not in METHODS:
         raise BadInput(f"--flow {flow!r}: choose one of {', '.join(METHODS)}")
     for p in (csv_path, plot):   # refuse a bad report path before the work, and never write over an input
         if p:
             check_output(p, [out_p, ref_p], overwrite=True)
-    probe(out_p), probe(ref_p)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
+    probe(out_src), probe(ref_src)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
     made = _made_with(out_p)
     window = made.get("video", {})
     if start is None and duration is None and (window.get("start") or window.get("duration") is not None):
@@ -44,7 +52,7 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
                        f"(its sidecar; --start / --duration to choose)")
     start = start or 0.0
     wrap_x = bool(made.get("wrap_x")) if wrap_x is None else wrap_x
-    n_out, n_ref = count_frames(out_p), count_frames(ref_p, start, duration)
+    n_out, n_ref = count_frames(out_src), count_frames(ref_src, start, duration)
     if n_out != n_ref:
         raise BadInput(f"{out_p}: {n_out} frames but the reference {ref_p} has {n_ref}"
                        f"{' in the window' if start or duration is not None else ''}; compare a stylized video "
@@ -52,8 +60,8 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
     errors: list[float] = []
     prev = None
     on_event(Progress("flicker", 0, n_out))
-    for a, b in zip(read_frames(out_p, size=size, on_event=on_event),
-                    read_frames(ref_p, start=start, duration=duration, on_event=on_event)):
+    for a, b in zip(read_frames(out_src, size=size, on_event=on_event),
+                    read_frames(ref_src, start=start, duration=duration, on_event=on_event)):
         if prev is not None:
             errors += flicker_series([prev[1], b.image], [prev[0], a.image], flow, wrap_x)
         prev = (a.image, b.image)
