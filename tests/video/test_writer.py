@@ -364,3 +364,56 @@ def test_prores_for_editing(clips, tmp_path):
         check_codec(tmp_path / "p.mp4", "prores")
     with pytest.raises(BadInput, match="--codec 'vp9'"):
         check_codec(tmp_path / "p.mkv", "vp9")
+
+
+def covered(path, ext: str):
+    """A 4-frame clip with cover art (a JPEG flagged attached_pic), as a downloader embeds a thumbnail."""
+    import io
+
+    from PIL import Image
+
+    from tests.clips import moving_square
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 40, 3), (200, 30, 90), np.uint8)).save(buf, "JPEG")
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        if ext == "mkv":            # Matroska keeps a cover as an attachment
+            out.add_attachment("cover.jpg", "image/jpeg", buf.getvalue())
+        else:
+            c = out.add_stream("mjpeg")
+            c.width, c.height, c.pix_fmt = 40, 40, "yuvj444p"
+            c.disposition = av.stream.Disposition.attached_pic
+            cover = av.Packet(buf.getvalue())
+            cover.stream, cover.pts, cover.dts, cover.time_base = c, 0, 0, Fraction(1, 90000)
+            out.mux(cover)
+        for i, img in enumerate(moving_square(4)):
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts = i
+            out.mux(s.encode(f))
+        out.mux(s.encode())
+    return buf.getvalue()
+
+
+def cover_of(path):
+    with av.open(str(path)) as c:
+        pics = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        if not pics:
+            return None
+        return next(bytes(p) for p in c.demux(pics[0]) if p.size)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_cover_art_is_kept(tmp_path, ext):
+    src = tmp_path / f"a.{ext}"
+    jpeg = covered(src, ext)
+    assert cover_of(src) == jpeg
+    frames = stylize(src)
+    assert len(frames) == 4                                    # the cover is not taken for a frame
+    for out_ext in ("mp4", "mkv"):
+        events = []
+        w = assemble(src, lambda i: frames[i], tmp_path / f"o.{out_ext}", on_event=events.append, start=0.1)
+        assert w.frames == 3 and warnings(events) == []
+        assert cover_of(w.path) == jpeg                            # the same bytes, whatever the window
+        assert len(list(read_frames(w.path))) == 3

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -417,6 +418,43 @@ def shift_timecode(timecode: str, seconds: float, rate: Fraction) -> str | None:
     return f"{total // 3600:02d}:{total // 60 % 60:02d}:{total % 60:02d}{sep}{f:02d}"
 
 
+def _covers(inp, vs, out, input_path) -> dict[int, av.Packet | None]:
+    """The input's cover art (a video stream flagged attached_pic: a downloaded music video's
+    thumbnail, a podcast's artwork), added to ``out``; by input index, the packet still to mux
+    (MP4/MOV: a stream of one picture, flagged attached_pic) or None (Matroska: an attachment).
+
+    Traps: the demuxer hands an attached picture out once, before the first packet (and again
+    after a seek), so it is read from a second opening of the file, not from the walk. Matroska's
+    muxer writes an attached_pic stream as a plain video track of one frame; a cover there is an
+    attachment named cover.jpg/.png, which FFmpeg reads back as attached_pic."""
+    pictures = [s for s in inp.streams.video
+                if s.index != vs.index and s.disposition & av.stream.Disposition.attached_pic]
+    kept: dict[int, av.Packet | None] = {}
+    if not pictures:
+        return kept
+    with av.open(os.path.abspath(input_path), container_options={"protocol_whitelist": "file"}) as again:
+        for s in pictures:
+            try:
+                again.seek(0)               # hands the attached pictures out again
+                data = next((bytes(p) for p in again.demux(again.streams[s.index]) if p.size), None)
+                if data is None:
+                    continue
+                if fmt_name(out) == "MATROSKA":
+                    kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
+                    name = s.metadata.get("filename") or f"cover.{'png' if kind == 'png' else 'jpg'}"
+                    out.add_attachment(name, s.metadata.get("mimetype") or f"image/{kind}", data)
+                    kept[s.index] = None
+                    continue
+                o = out.add_stream_from_template(s)
+                o.disposition = av.stream.Disposition.attached_pic
+            except AV_ERRORS + (ValueError,):
+                continue
+            packet = av.Packet(data)
+            packet.stream, packet.pts, packet.dts, packet.time_base = o, 0, 0, s.time_base or Fraction(1, 90000)
+            kept[s.index] = packet
+    return kept
+
+
 def _chapters(inp, walk: Walk, shift: Fraction) -> list[dict]:
     """The input's chapters within the window, cut to it and moved like every stream (``shift``).
     Trap: chapters must be set before the first packet is muxed (the header holds them); MP4 and
@@ -499,6 +537,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         except ValueError:
             warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold subtitle stream {s.index} ({name}); "
                            f"not copied")
+    covers = _covers(inp, vs, out, input_path)
     gap_filled = {i for i, o in subs.items() if o.codec_context.codec.canonical_name == "mov_text"
                   and fmt_name(out) in ("MP4", "MOV")}
     others = [s for s in inp.streams if s.index in copy or s.index in reencode or s.index in subs]
@@ -515,18 +554,21 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     # Whatever else the input holds is not in the output: say so (no silent loss).
     chapter_tracks = {d.index for d in inp.streams if d.type == "data" and inp.chapters()
                       and d.metadata.get("handler_name", "").lower().startswith(("subtitle", "chapter"))}
-    carried = {vs.index, *tc_streams, *chapter_tracks,    # audio and subtitles: each said above if dropped
+    carried = {vs.index, *tc_streams, *chapter_tracks, *covers,   # audio and subtitles: each said above if dropped
                *(a.index for a in inp.streams.audio), *(t.index for t in inp.streams.subtitles)}
     left = [f"{d.index} ({d.type}{': ' + d.metadata['handler_name'] if d.metadata.get('handler_name') else ''})"
             for d in inp.streams if d.index not in carried]
     if left:
         warn(on_event, f"{out_path}: input stream{'s' if len(left) > 1 else ''} {', '.join(left)} not copied (stylevid "
-                       f"keeps the video, audio, subtitles, chapters and timecode)")
+                       f"keeps the video, audio, subtitles, chapters, timecode and cover art)")
 
     walk = Walk(input_path, inp, vs, start, duration, others, on_event)
     # start == 0: keep every timestamp as it is. start > 0: move the window to time 0, all streams alike.
     shift = Fraction(0) if walk.begin == 0 else walk.origin + walk.begin
     out.set_chapters(_chapters(inp, walk, shift))     # before the first packet: the header holds them
+    for packet in covers.values():
+        if packet is not None:
+            out.mux(packet)
 
     def shifted(ts: int, time_base: Fraction) -> int:
         return ts - round(shift / time_base)
