@@ -16,11 +16,13 @@ PKG = Path(__file__).resolve().parents[1] / "src" / "stylevid"
 LAYERS = {
     "config": 0, "events": 0, "errors": 0,
     "runtime": 1, "losses": 1, "warp": 1, "sphere": 1, "files": 1, "optimize": 1, "tiling": 1, "stereo": 1, "hdr": 1,
+    "sequence": 1,
     "encoders": 2, "weights": 2, "images": 2, "flow": 2, "video": 2,
     "pipelines": 3, "text": 3,
     "cli": 4, "cli_text": 4,
 }
-IMAGE_CODE = {"encoders", "images", "pipelines", "losses", "warp", "flow", "sphere", "video", "tiling", "stereo", "hdr"}
+IMAGE_CODE = {"encoders", "images", "pipelines", "losses", "warp", "flow", "sphere", "video", "tiling", "stereo", "hdr",
+              "sequence"}
 MODULES = sorted(p for p in PKG.rglob("*.py"))
 
 

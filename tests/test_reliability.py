@@ -420,7 +420,7 @@ FAST_DREAM = ["--size", "32", "--octaves", "1", "--steps", "1", "--device", "cpu
 DREAM_INPUTS = [  # (id, file name, exit code, words in the line); a video extension is dreamed as a video
     ("missing_photo", "nope.png", 3, "input not found"),
     ("missing_video", "nope.mp4", 3, "input not found"),
-    ("directory", "dir", 2, "is a directory"),
+    ("directory", "dir", 2, "a folder with no numbered pictures"),   # a folder may be an image sequence
     ("fifo", "fifo", 2, "not a regular file"),
     ("concat_protocol", "concat:clip.mp4|clip.mp4", 2, "not accepted"),
     ("empty_photo", "empty.png", 2, "empty file"),

@@ -264,7 +264,7 @@ def image(
 
 @app.command()
 def video(
-    input: List[Path] = typer.Argument(..., help="Video(s) to paint; with several, -o is a folder."),
+    input: List[Path] = typer.Argument(..., help="Video(s) to paint (or an animation, or an image sequence: a folder of numbered pictures or frame_%04d.png); with several, -o is a folder."),
     style: List[Path] = O_STYLE,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .gif or .webp: a looping picture, no sound), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF; .mov with --codec prores]."),
     style_blend: Optional[str] = O_BLEND,
@@ -284,6 +284,7 @@ def video(
     crf: int = typer.Option(V.crf, help="H.264 quality (0-51, lower is better)."),
     codec: str = typer.Option(V.codec, help="h264 (plays everywhere) or prores (ProRes 422 HQ, 10-bit, in .mov or .mkv: for editing)."),
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
+    fps: float = typer.Option(V.fps, help="Frame rate of an image-sequence input."),
     projection: str = typer.Option(C.PanoramaConfig().projection,
                                    help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
     stereo: str = O_STEREO,
@@ -322,7 +323,7 @@ def video(
     from .pipelines.video import stylize_video
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
-                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview")}
+                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview", "fps")}
     for k in ("input", "style", "output", "overwrite", "skip_existing", "quiet", "restart", "keep_work", "projection",
               "stereo"):
         kw.pop(k)
@@ -331,12 +332,14 @@ def video(
         from .files import check_input
         from .pipelines.still import plan_outputs
         from .pipelines.video import default_video_output
+        from .sequence import check_video_input
 
         vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
         vcfg, cfg = C.VideoConfig(**vkw), style_config(**kw)
         # Every video, style and output is checked before the first is painted.
         plan, skipped = plan_outputs(input, [check_input(s, "style image") for s in style], output, overwrite,
-                                     skip_existing, "video", lambda v, s: default_video_output(v, s, vcfg.codec))
+                                     skip_existing, "video", lambda v, s: default_video_output(v, s, vcfg.codec),
+                                     check_video_input)
         return batch(sink, plan, skipped, lambda video, out: stylize_video(
             video, style, out, cfg, vcfg, overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=sink,
             projection=projection, stereo=stereo))
@@ -349,7 +352,7 @@ D = C.DreamConfig()
 
 @app.command()
 def dream(
-    input: Path = typer.Argument(..., help="Photo, video, or equirectangular 360 photo to dream on."),
+    input: Path = typer.Argument(..., help="Photo, video (an animation or an image sequence too), or equirectangular 360 photo to dream on."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.gif or .webp too, for a video or a zoom) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
@@ -374,7 +377,7 @@ def dream(
     zoom: float = typer.Option(D.zoom, help="Zoom: magnification per frame (above 1 moves in)."),
     zoom_rotate: float = typer.Option(D.zoom_rotate, help="Zoom: degrees turned per frame, counter-clockwise."),
     zoom_steps: int = typer.Option(D.zoom_steps, help="Zoom: steps per octave on every frame after the first."),
-    fps: int = typer.Option(D.zoom_fps, help="Zoom: frames per second of the video."),
+    fps: int = typer.Option(D.zoom_fps, help="Zoom: frames per second of the video; an image-sequence input: its frame rate."),
     save_every: int = typer.Option(D.save_every, help="Write an intermediate image every N steps."),
     seed: int = typer.Option(D.seed, help="Random seed (jitter)."),
     encoder: str = typer.Option(D.encoder, help="lite0, vgg16 or vgg19."),
@@ -394,7 +397,7 @@ def dream(
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
             size=size, seed=seed, save_every=save_every, zoom_frames=zoom_frames, zoom=zoom,
             zoom_rotate=zoom_rotate, zoom_steps=zoom_steps, zoom_fps=fps)
-        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, codec=codec, flow=flow)
+        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, codec=codec, flow=flow, fps=fps)
         return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                          keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
 

@@ -115,6 +115,7 @@ class VideoConfig:
     crf: int = 18                       # H.264 quality (ProRes ignores it)
     codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing)
     preview: bool = False
+    fps: float = 24.0                   # frame rate of an image-sequence input (a folder or frame_%04d.png)
 
 
 FLOWS = ("dis", "farneback", "raft")

@@ -126,6 +126,8 @@ def test_an_animated_gif_is_dreamed_as_a_video_and_a_still_one_as_a_photo(tmp_pa
     pics[0].save(tmp_path / "a.gif", save_all=True, append_images=pics[1:], duration=[100, 50, 100], loop=0)
     pics[0].save(tmp_path / "still.gif")
     assert is_video(tmp_path / "a.gif") and not is_video(tmp_path / "still.gif")
+    (tmp_path / "render").mkdir()
+    assert is_video(tmp_path / "render") and is_video(tmp_path / "render" / "f_%04d.png")   # image sequences
     monkeypatch.chdir(tmp_path)
     out = dream(tmp_path / "a.gif", None, DreamConfig(octaves=1, steps=2, size=64),
                 VideoConfig(size=64, first_iterations=2, iterations=1))

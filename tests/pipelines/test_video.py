@@ -329,6 +329,40 @@ def test_an_animated_webp_is_read_through_pillow_and_stays_a_webp(ref, tmp_path,
     assert "resuming: 4 finished frames found" in r.stderr
 
 
+def test_an_image_sequence_is_a_video_at_its_fps(ref, tmp_path, monkeypatch):
+    """A folder of numbered pictures (or a frame_%04d.png pattern), as renderers and the old
+    research scripts write them: painted in number order at --fps, resumable, measurable."""
+    monkeypatch.chdir(tmp_path)
+    render = tmp_path / "render"
+    render.mkdir()
+    pics = moving_square(5, 32, 40, shift=3)
+    for n, pic in zip((1, 2, 3, 9, 10), pics):             # 4-8 missing; 10 after 9, not after 1
+        Image.fromarray(pic).save(render / f"frame_{n}.png")
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO[:-1], "--fps", "12.5", "--keep-work")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "render_style.mp4\n"
+    assert "5 pictures (frame_1.png to frame_10.png) at 12.5 fps" in r.stderr
+    assert "pictures numbered 4-8 are missing" in r.stderr
+    assert video_times(tmp_path / "render_style.mp4") == [Fraction(k, 25) * 2 for k in range(5)]
+    # Read in number order (frame_10 last, not after frame_1), every pixel as it was.
+    from stylevid.video import read_frames
+    with V.readable(render, fps=12.5) as src:
+        got = [f.image for f in read_frames(src)]
+    assert len(got) == 5 and all(np.array_equal(g, p) for g, p in zip(got, pics))
+    # Keyed by the pictures and the rate: the same command resumes; another --fps starts over.
+    r = invoke("video", render / "frame_%d.png", "-s", ref["style"], *FAST_VIDEO[:-1], "--fps", "12.5",
+               "-o", "render_style.mp4", "--overwrite")
+    assert r.exit_code == 0 and "resuming: 5 finished frames found" in r.stderr
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO[:-1], "--fps", "25", "--overwrite")
+    assert r.exit_code == 0 and "resuming" not in r.stderr
+    # stylevid flicker takes the folder as the reference (at the rate in the output's sidecar).
+    assert 0 < flicker(tmp_path / "render_style.mp4", render)["mean"] < 1
+    # Pictures of two sizes are refused, naming both.
+    Image.fromarray(pics[0][:30]).save(render / "frame_11.png")
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO, "--overwrite")
+    assert r.exit_code == 2 and "frame_11.png: 40x30, but frame_1.png is 40x32" in r.stderr
+
+
 def test_existing_output_is_refused_and_kept(ref, tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"keep me")

@@ -147,14 +147,19 @@ def test_gif_output_rules(clips, tmp_path):
         assert c.streams.video[0].codec_context.name == "gif"
 
 
-def test_write_lossless_keeps_every_pixel_and_millisecond(tmp_path):
+def test_write_lossless_keeps_every_pixel_and_time(tmp_path):
     from stylevid.video import probe
     from stylevid.video.animated import write_lossless
 
     pics = colourful(4, 30, 41)                     # odd sides: RGB, no chroma subsampling
-    n = write_lossless(zip(pics, [40, 0, 130, 25]), tmp_path / "a.mkv")
-    assert n == 4
-    back = list(read_frames(tmp_path / "a.mkv"))
-    assert [round(f.time * 1000) for f in back] == [0, 40, 140, 270]    # 0 ms shows for 100 ms, as browsers do
+    assert write_lossless(zip(pics, [40, 100, 130, 25]), tmp_path / "a.mov") == 4
+    back = list(read_frames(tmp_path / "a.mov"))
+    assert [round(f.time * 1000) for f in back] == [0, 40, 140, 270]
     assert all(np.array_equal(f.image, p) for f, p in zip(back, pics))
-    assert probe(tmp_path / "a.mkv").duration == pytest.approx(0.295)
+    assert probe(tmp_path / "a.mov").duration == pytest.approx(0.295)
+    # A constant rate that milliseconds cannot hold (an image sequence at 24000/1001 fps).
+    tb = Fraction(1001, 24000)
+    write_lossless(zip(pics, [1, 1, 1, 1]), tmp_path / "b.mov", tb)
+    with av.open(str(tmp_path / "b.mov")) as c:
+        s = c.streams.video[0]
+        assert [f.pts * s.time_base for f in c.decode(s)] == [i * tb for i in range(4)]     # exactly

@@ -55,6 +55,7 @@ from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
+from ..sequence import check_video_input, is_sequence, stem as sequence_stem
 from ..images import fit_size, frame_count, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
@@ -365,12 +366,12 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", "
 
 def is_video(path: str | Path) -> bool:
     """Whether ``path`` is dreamed as a video: its extension names a video container, it is an
-    animation (GIF, WebP, APNG), or (an extension Pillow does not know either) PyAV finds a video
+    animation (GIF, WebP, APNG) or an image sequence (sequence.py), or (an extension Pillow does not know either) PyAV finds a video
     stream in it. Anything else is read as a picture, and the image reader reports what is wrong
     with it."""
     p = Path(path)
     ext = p.suffix.lower()
-    if ext in VIDEO_EXTENSIONS:
+    if ext in VIDEO_EXTENSIONS or is_sequence(p):
         return True
     if ext in Image.registered_extensions():
         return frame_count(p) > 1       # an animated GIF, WebP or PNG is dreamed frame by frame
@@ -398,7 +399,7 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 def check_dream_inputs(path, what: str, guide, mask, cfg: DreamConfig, projection: str):
     """Check the input, the optional guide and mask files, the options; one clear error each."""
-    ipath = check_input(path, what)
+    ipath = check_video_input(path, what) if what == "video" else check_input(path, what)
     gpath = check_input(guide, "guide image") if guide is not None else None
     mpath = check_input(mask, "mask image") if mask is not None else None
     validate(cfg)
@@ -556,8 +557,9 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
-    out = Path(out) if out else Path(f"{vpath.stem}_dream{video_suffix(vcfg.codec, vpath)}")
-    with readable(vpath, on_event) as src:
+    out = Path(out) if out else Path(f"{sequence_stem(vpath) if is_sequence(vpath) else vpath.stem}_dream"
+                                     f"{video_suffix(vcfg.codec, vpath)}")
+    with readable(vpath, on_event, vcfg.fps) as src:
         meta = probe(src)
         stereo = stereo_layout(src, meta, stereo, vcfg, on_event, "dreamed")
         eye_w, eye_h = Eyes(stereo).eye_size(*_display_size(meta)) if stereo else _display_size(meta)
@@ -694,7 +696,7 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
     """
     from .video import validate_video
 
-    path = check_input(input, "input")
+    path = check_video_input(input, "input")     # a file, or an image sequence (a video)
     validate(cfg)
     if vcfg is not None:
         validate_video(vcfg)

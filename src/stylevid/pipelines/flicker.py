@@ -15,7 +15,9 @@ import numpy as np
 
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink
+from ..config import VideoConfig
 from ..files import atomic_write_bytes, atomic_write_text, check_input, check_output
+from ..sequence import check_video_input
 from ..flow import METHODS, flicker_series
 from ..video import count_frames, probe, read_frames
 from .video import readable
@@ -29,8 +31,10 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
     The reference's window (``start``, ``duration``) and ``wrap_x`` (a 360 video) default to what
     the output's sidecar (``<output>.json``, written by ``stylevid video``) records, else the whole
     reference, flat."""
-    out_p, ref_p = check_input(output, "video"), check_input(reference, "reference video")
-    with readable(out_p) as out_src, readable(ref_p) as ref_src:    # an animated WebP: through Pillow
+    out_p, ref_p = check_input(output, "video"), check_video_input(reference, "reference video")
+    fps = _made_with(out_p).get("video", {}).get("fps") or VideoConfig.fps    # an image sequence's rate
+    # An animated WebP (through Pillow), an image sequence (the reference a video was painted from).
+    with readable(out_p) as out_src, readable(ref_p, fps=fps) as ref_src:
         return _flicker(out_p, ref_p, out_src, ref_src, csv_path, plot, flow, size, wrap_x, start, duration,
                         on_event)
 

@@ -250,10 +250,12 @@ def keep_colors(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 
 def check_inputs(content: str | Path, styles: str | Path | Sequence[str | Path], cfg: StyleConfig,
-                 what: str = "content image") -> tuple[Path, list[Path]]:
-    """Check the content file, the style files and the options; one clear error for each problem."""
+                 what: str = "content image", check: Callable[[str | Path, str], Path] = check_input
+                 ) -> tuple[Path, list[Path]]:
+    """Check the content file (``check``: an image sequence too, for a video), the style files and
+    the options; one clear error for each problem."""
     styles = [styles] if isinstance(styles, (str, Path)) else list(styles)
-    cpath = check_input(content, what)
+    cpath = check(content, what)
     spaths = [check_input(s, "style image") for s in styles]
     if not spaths:
         raise BadInput("give at least one --style image")
@@ -267,7 +269,8 @@ def default_output(content: Path, styles: Sequence[Path], ext: str = ".png") -> 
 
 def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: str | Path | None,
                  overwrite: bool = False, skip_existing: bool = False, what: str = "photo",
-                 default: Callable[[Path, Sequence[Path]], Path] = default_output
+                 default: Callable[[Path, Sequence[Path]], Path] = default_output,
+                 check: Callable[[str | Path, str], Path] = check_input
                  ) -> tuple[list[tuple[Path, Path]], list[Path]]:
     """The (input, output) pairs of a batch of photos or videos (``what``), every one checked before
     any work starts, and the outputs skipped because they exist (``skip_existing``: a batch run
@@ -283,7 +286,7 @@ def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: st
         raise BadInput(f"give at least one {what}")
     if overwrite and skip_existing:
         raise BadInput("--overwrite and --skip-existing: choose one")
-    paths = [check_input(c, "content image" if what == "photo" else what) for c in contents]
+    paths = [check(c, "content image" if what == "photo" else what) for c in contents]
     folder = Path(out) if out is not None and Path(out).is_dir() else None
     if out is not None and folder is None and len(paths) > 1:
         raise BadInput(f"-o {out}: with {len(paths)} {what}s, -o must be an existing folder")

@@ -25,6 +25,7 @@ import signal
 import tempfile
 import time
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -41,6 +42,7 @@ from ..images import animation, frame_count, load_image, resize, save_image, to_
 from ..losses import temporal_loss
 from ..encoders import load_encoder
 from ..runtime import StopFlag, interruptible, pick_device
+from .. import sequence
 from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
@@ -77,6 +79,8 @@ def validate_video(v: VideoConfig) -> None:
     if not 0 <= v.crf <= 51:
         raise BadInput("--crf must be from 0 to 51")
     check_window(v.start, v.duration)
+    if not 0 < v.fps <= 1000:
+        raise BadInput(f"--fps {v.fps:g}: the frame rate of an image sequence, above 0 and at most 1000")
 
 
 def file_identity(path: Path) -> str:
@@ -153,23 +157,62 @@ def is_animated_webp(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def readable(inp: Path, on_event: Sink = null_sink):
-    """The file the video readers walk for ``inp``: ``inp`` itself, or for an animated WebP (FFmpeg's
-    WebP decoder reads only still pictures) a lossless copy of its frames at their times (Pillow
-    decodes them; video/animated.py writes FFV1), in a temporary folder for the length of the call.
-    The work folder's key and the names stay ``inp``'s."""
+def readable(inp: Path, on_event: Sink = null_sink, fps: float = VideoConfig.fps):
+    """The file the video readers walk for ``inp``: ``inp`` itself; for an image sequence (a folder
+    of numbered pictures or a frame_%04d.png pattern: see sequence.py) its pictures at ``fps``, and
+    for an animated WebP (FFmpeg's WebP decoder reads only still pictures) its frames at their
+    times (a frame of 10 ms or less shows for 100 ms, as in browsers), each as a lossless copy
+    (PNG in MOV: video/animated.py) in a temporary folder (``TMPDIR``) for the length of the call. The
+    work folder's key and the names stay ``inp``'s."""
+    if sequence.is_sequence(inp):
+        files = sequence.frames(inp)
+        missing = sequence.gaps([n for n, _ in files])
+        if missing:
+            runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            warn(on_event, f"{inp}: pictures numbered {runs} are missing; the sequence goes on without them")
+        rate = Fraction(fps).limit_denominator(1001)
+        with tempfile.TemporaryDirectory(prefix="stylevid-") as d:
+            src = Path(d) / "frames.mov"
+            write_lossless(_sequence_pictures(files, on_event), src, 1 / rate)
+            info(on_event, f"{inp}: {len(files)} pictures ({files[0][1].name} to {files[-1][1].name}) at {fps:g} fps "
+                           f"(--fps)")
+            yield src
+        return
     if not is_animated_webp(inp):
         yield inp
         return
     with tempfile.TemporaryDirectory(prefix="stylevid-") as d:
-        src = Path(d) / f"{inp.stem}.mkv"
-        n = write_lossless(animation(inp), src)
+        src = Path(d) / f"{inp.stem}.mov"
+        n = write_lossless(((image, ms if ms > 10 else 100) for image, ms in animation(inp)), src)
         info(on_event, f"{inp.name}: an animated WebP of {n} frames, decoded with Pillow (FFmpeg reads only still WebP)")
         yield src
 
 
+def _sequence_pictures(files: list[tuple[int, Path]], on_event: Sink):
+    """The pictures of a sequence, each shown one frame; all must have the first one's size."""
+    first = None
+    on_event(Progress("reading pictures", 0, len(files)))
+    for k, (_, f) in enumerate(files):
+        image = load_image(f, "picture")
+        if first is None:
+            first = (f, image.shape)
+        elif image.shape != first[1]:
+            raise BadInput(f"{f}: {image.shape[1]}x{image.shape[0]}, but {first[0].name} is "
+                           f"{first[1][1]}x{first[1][0]}; the pictures of a sequence must have one size")
+        yield image, 1
+        on_event(Progress("reading pictures", k + 1, len(files)))
+
+
+def input_identity(inp: Path, fps: float) -> str:
+    """What keys a video job's input: a file's :func:`file_identity`; a sequence's pictures (names,
+    sizes, times) and the rate it is read at."""
+    if sequence.is_sequence(inp):
+        return f"{sequence.identity(sequence.frames(inp))}@{fps!r}"
+    return file_identity(inp)
+
+
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
-    return Path(f"{inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
+    return Path(f"{sequence.stem(inp) if sequence.is_sequence(inp) else inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
 
 
 class Watch:
@@ -369,7 +412,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     metadata's layout, else the one the frames' halves show), none, top-bottom or left-right; a
     stereo video is painted eye by eye (:class:`StereoPainter`).
     """
-    inp, spaths = check_inputs(input, styles, cfg, "video")
+    inp, spaths = check_inputs(input, styles, cfg, "video", sequence.check_video_input)
     validate_video(vcfg)
     out = Path(out) if out else default_video_output(inp, spaths, vcfg.codec)
 
@@ -379,7 +422,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
-    with readable(inp, on_event) as src:
+    with readable(inp, on_event, vcfg.fps) as src:
         meta = probe(src)
         stereo = stereo_layout(src, meta, stereo, vcfg, on_event)
         # A stereo frame's projection is its eyes' (a top-bottom 360 video is 1:1, each eye 2:1).
@@ -441,9 +484,9 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
 
     # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
-                                            if k not in ("crf", "codec", "preview")},
+                                            if k not in ("crf", "codec", "preview", "fps")},
                       "wrap_x": wrap_x, "as_shown": True}
-    key_src = json.dumps({"input": file_identity(inp), "others": [file_identity(s) for s in extra_inputs],
+    key_src = json.dumps({"input": input_identity(inp, vcfg.fps), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     record_work = {"input": str(inp), "others": [str(s) for s in extra_inputs], **frame_settings}

@@ -11,8 +11,8 @@
 Neither format holds sound, rotation or 360° metadata: the caller says what is left out.
 
 Input: FFmpeg reads GIFs, but its WebP decoder reads only still pictures. An animated WebP is
-decoded by Pillow (images.animation) and handed over as a lossless FFV1 copy (:func:`write_lossless`)
-that every reader here can walk.
+decoded by Pillow (images.animation) and handed over as a lossless copy (:func:`write_lossless`)
+that every reader here can walk; so is an image sequence.
 """
 from __future__ import annotations
 
@@ -185,26 +185,29 @@ def read_back(path: Path, fmt: str) -> tuple[int, int]:
     return len(packets), (packets[-1].pts + packets[-1].duration - packets[0].pts) if packets else 0
 
 
-def write_lossless(pictures, path: Path) -> int:
-    """Write ``pictures`` ((uint8 H×W×3 RGB, milliseconds shown) pairs) as FFV1 in Matroska, every
-    frame at its own millisecond (variable frame rate); returns the frames written. A picture of
-    10 ms or less shows for 100 ms, as browsers play it (and as FFmpeg's GIF reader times a GIF's)."""
+def write_lossless(pictures, path: Path, time_base: Fraction = Fraction(1, 1000)) -> int:
+    """Write ``pictures`` ((uint8 H×W×3 RGB, ticks of ``time_base`` it shows) pairs, all one size)
+    as PNG pictures in a QuickTime file, each frame at its own time (variable frame rate); returns
+    the frames written. Lossless: the readers get every pixel, time and duration back.
+
+    Traps: Matroska keeps time in milliseconds (24 fps came back at 0, 42, 83, 125 ms) and NUT
+    drops the frames' durations (the last frame's length is lost); MOV keeps both, but takes
+    no FFV1, hence PNG (at a low compression level: the copy is temporary)."""
     written, t = 0, 0
-    with av.open(str(path), "w", format="matroska") as out:
+    with av.open(str(path), "w", format="mov") as out:
         st = None
-        for image, ms in pictures:
-            ms = ms if ms > 10 else 100
+        for image, ticks in pictures:
             if st is None:
-                st = out.add_stream("ffv1", rate=1000)
+                st = out.add_stream("png", rate=Fraction(1) / time_base, options={"compression_level": "1"})
                 st.height, st.width = image.shape[:2]
-                st.pix_fmt = "bgr0"     # lossless RGB: no YUV rounding
-                st.time_base = st.codec_context.time_base = Fraction(1, 1000)
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="bgr0")
-            frame.pts, frame.time_base = t, Fraction(1, 1000)
-            for packet in st.encode(frame):     # FFV1 is intra-only: a packet per frame, at once
-                packet.duration = ms            # the last frame's length is its block's duration
+                st.pix_fmt = "rgb24"
+                st.time_base = st.codec_context.time_base = time_base
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts, frame.time_base = t, time_base
+            for packet in st.encode(frame):     # PNG is intra-only: a packet per frame, at once
+                packet.duration = ticks         # the last frame's length is its sample's duration
                 out.mux(packet)
-            t, written = t + ms, written + 1
+            t, written = t + ticks, written + 1
         if st is not None:
             for packet in st.encode(None):
                 out.mux(packet)
