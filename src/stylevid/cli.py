@@ -266,7 +266,7 @@ def image(
 def video(
     input: List[Path] = typer.Argument(..., help="Video(s) to paint (or an animation, or an image sequence: a folder of numbered pictures or frame_%04d.png); with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .gif or .webp: a looping picture, no sound), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF; .mov with --codec prores]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF; .mov with --codec prores]."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),

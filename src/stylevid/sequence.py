@@ -47,11 +47,7 @@ def frames(path: str | os.PathLike) -> list[tuple[int, Path]]:
     else:
         if not p.parent.is_dir():
             raise InputNotFound(f"{p}: folder {p.parent} not found")
-        m = _SPEC.search(p.name)
-        head, tail = p.name[:m.start()], p.name[m.end():]
-        digits = r"\d{%d}" % int(m[2]) if m[1] and m[2] else r"\d+"
-        rx = re.compile(re.escape(head) + f"({digits})" + re.escape(tail) + "$")
-        found = [(int(g[1]), f) for f in p.parent.iterdir() if (g := rx.match(f.name)) and f.is_file()]
+        found = matches(p)
     if not found and p.is_dir():
         raise BadInput(f"{p}: a folder with no numbered pictures ({', '.join(sorted(SUFFIXES))}); expected a video "
                        f"file or an image sequence")
@@ -64,6 +60,30 @@ def frames(path: str | os.PathLike) -> list[tuple[int, Path]]:
     if len(found) < 2:
         raise BadInput(f"{p}: one picture is not a video; paint it with `stylevid image`")
     return found
+
+
+def is_pattern(path: str | os.PathLike) -> bool:
+    """Whether ``path``'s name holds a printf number (``frame_%04d.png``)."""
+    return bool(_SPEC.search(Path(path).name))
+
+
+def matches(pattern: str | os.PathLike) -> list[tuple[int, Path]]:
+    """The (number, file) pairs of the existing files that ``pattern`` names, unordered (%04d:
+    four digits or more, as printf writes; %d: any)."""
+    p = Path(pattern)
+    m = _SPEC.search(p.name)
+    head, tail = p.name[:m.start()], p.name[m.end():]
+    digits = r"\d{%d,}" % int(m[2]) if m[1] and m[2] else r"\d+"
+    rx = re.compile(re.escape(head) + f"({digits})" + re.escape(tail) + "$")
+    if not p.parent.is_dir():
+        return []
+    return [(int(g[1]), f) for f in p.parent.iterdir() if (g := rx.match(f.name)) and f.is_file()]
+
+
+def numbered(pattern: str | os.PathLike, number: int) -> Path:
+    """The file ``pattern`` names for ``number`` (frame_%04d.png, 7 → frame_0007.png)."""
+    p = Path(pattern)
+    return p.parent / _SPEC.sub(lambda m: f"{number:{'0' if m[1] else ''}{m[2] or ''}d}", p.name, count=1)
 
 
 def check_video_input(path: str | os.PathLike, what: str = "video") -> Path:

@@ -363,6 +363,36 @@ def test_an_image_sequence_is_a_video_at_its_fps(ref, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "frame_11.png: 40x30, but frame_1.png is 40x32" in r.stderr
 
 
+def test_frames_out_as_numbered_pictures(ref, tmp_path, monkeypatch):
+    """-o painted/f_%04d.png: the painted frames as pictures, numbered like the input sequence's
+    (in the window) or from 1; sound named as not kept; existing pictures need --overwrite."""
+    monkeypatch.chdir(tmp_path)
+    render = tmp_path / "render"
+    render.mkdir()
+    for n, pic in zip(range(7, 12), moving_square(5, 32, 40, shift=3)):
+        Image.fromarray(pic).save(render / f"in_{n:03d}.png")
+    (tmp_path / "painted").mkdir()
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO, "--fps", "10", "--start", "0.2",
+               "-o", "painted/f_%04d.png")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "painted/f_%04d.png\n"
+    assert sorted(p.name for p in (tmp_path / "painted").iterdir()) == ["f.json", "f_0009.png", "f_0010.png",
+                                                                        "f_0011.png"]
+    assert Image.open(tmp_path / "painted" / "f_0009.png").size == (40, 32)
+    # The window's frames: the same pictures as the video of that window.
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO, "--fps", "10", "--start", "0.2", "-o", "w.mp4")
+    assert r.exit_code == 0, r.stderr
+    video = decoded(tmp_path / "w.mp4")
+    assert np.abs(video[0].astype(int) - np.asarray(Image.open(tmp_path / "painted" / "f_0009.png"))).mean() < 4
+    # A clip with sound: numbered from 1, the sound named; then refused without --overwrite.
+    r = invoke("video", ref["clip"], "-s", ref["style"], "-o", "painted/f_%04d.png", *FAST_VIDEO[:-1], "--overwrite")
+    assert r.exit_code == 0 and "pictures hold no sound" in r.stderr
+    assert "older pictures of this pattern are left as they were (numbers 9 to 11)" in r.stderr
+    assert (tmp_path / "painted" / "f_0001.png").is_file() and (tmp_path / "painted" / f"f_{N:04d}.png").is_file()
+    r = run(ref, Path("painted/f_%04d.png"))
+    assert r.exit_code == 6 and "pictures of this pattern exist" in r.stderr
+
+
 def test_existing_output_is_refused_and_kept(ref, tmp_path):
     out = tmp_path / "exists.mp4"
     out.write_bytes(b"keep me")

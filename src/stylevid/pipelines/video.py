@@ -34,11 +34,11 @@ import torch
 
 from ..config import (FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, VIDEO_CODECS, PanoramaConfig, StyleConfig, VideoConfig,
                       to_dict)
-from ..errors import BadInput, Interrupted
+from ..errors import BadInput, Interrupted, OutputRefused
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
-from ..images import animation, frame_count, load_image, resize, save_image, to_tensor, to_uint8
+from ..images import animation, frame_count, image_format, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
 from ..runtime import StopFlag, interruptible, pick_device
@@ -48,7 +48,7 @@ from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window, shown_size, turns
 from ..video.animated import write_lossless
-from ..video.writer import check_codec, output_format, video_suffix
+from ..video.writer import Written, check_codec, output_format, video_suffix
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
 
@@ -469,8 +469,11 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     src = read_from or inp
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
-    output_format(out)   # an unsupported extension fails now, not after hours of frames
-    check_codec(out, vcfg.codec, vcfg.crf, on_event)
+    if sequence.is_pattern(out):
+        _check_sequence_output(out, overwrite)
+    else:
+        output_format(out)   # an unsupported extension fails now, not after hours of frames
+        check_codec(out, vcfg.codec, vcfg.crf, on_event)
     meta = probe(src)
     if count_frames(src, vcfg.start, vcfg.duration) == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
@@ -494,18 +497,22 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         stats = _run(src, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal, offline,
                      stereo)
         job.stage = "mux"
-        # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
-        # file removed, every frame kept) instead of when it ends.
-        written = assemble(src, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
-                           crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
-                           on_event=on_event,
-                           check=job.watch.check, as_shown=True)
+        if sequence.is_pattern(out):
+            written = _write_sequence(inp, src, meta, out, job.work, stats["frames"], vcfg, job.watch.check, on_event)
+        else:
+            # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
+            # file removed, every frame kept) instead of when it ends.
+            written = assemble(src, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
+                               crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
+                               on_event=on_event, check=job.watch.check, as_shown=True)
         job.stage = "done"
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
+        # A sequence's sidecar and preview are named after it (frame_%04d.png → frame.json).
+        named = out.parent / sequence.stem(out) if sequence.is_pattern(out) else out
         if vcfg.preview:
-            write_preview(src, job.work, vcfg, out.with_suffix(".preview.png"), on_event)
-        sidecar(out, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
+            write_preview(src, job.work, vcfg, named.with_suffix(".preview.png"), on_event)
+        sidecar(named, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
                       "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
                       "subtitles": written.subtitles, "size": [written.width, written.height],
                       "rotation": meta.rotation, "input_colour": {"hdr": meta.hdr, "bt2020": meta.wide_gamut},
@@ -513,6 +520,42 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                       **stats,
                       "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
     return out
+
+
+def _check_sequence_output(out: Path, overwrite: bool) -> None:
+    """An output named frame_%04d.png: a picture type, no picture of the pattern there already
+    (unless ``overwrite``)."""
+    image_format(out)
+    there = sequence.matches(out)
+    if there and not overwrite:
+        raise OutputRefused(f"{out}: {len(there)} picture{'s' * (len(there) > 1)} of this pattern exist "
+                            f"({min(there)[1].name}, ...); pass --overwrite to replace them")
+
+
+def _write_sequence(inp: Path, src: Path, meta, out: Path, work: "WorkFolder", count: int, vcfg: VideoConfig,
+                    check: Callable[[], None], on_event: Sink) -> Written:
+    """The finished frames as numbered pictures: an image sequence keeps its pictures' numbers
+    (of the window), anything else is numbered from 1. Each picture is written atomically; no
+    sound, no timing (the sidecar records the rate)."""
+    if sequence.is_sequence(inp):
+        skip = count_frames(src, 0.0, vcfg.start) if vcfg.start else 0
+        numbers = [n for n, _ in sequence.frames(inp)][skip:skip + count]
+    else:
+        numbers = list(range(1, count + 1))
+    if meta.audio:
+        warn(on_event, f"{out}: pictures hold no sound; the input's audio is not kept")
+    on_event(Progress("pictures", 0, count))
+    for i, n in enumerate(numbers):
+        check()
+        save_image(_frame(work, i), sequence.numbered(out, n))
+        on_event(Progress("pictures", i + 1, count))
+    left = sorted(n for n, _ in sequence.matches(out) if not numbers[0] <= n <= numbers[-1])
+    if left:
+        warn(on_event, f"{out}: {len(left)} older pictures of this pattern are left as they were "
+                       f"(numbers {left[0]} to {left[-1]})")
+    h, w = _frame(work, 0).shape[:2]
+    return Written(sequence.numbered(out, numbers[0]), count, w, h, out.suffix.lstrip(".").lower(),
+                   ("dropped",) * len(meta.audio), 0)
 
 
 class Job:
