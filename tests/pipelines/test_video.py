@@ -100,6 +100,27 @@ def test_sidecar_and_preview(ref):
     assert sheet.size[1] == 2 * 48 and sheet.size[0] % 32 == 0    # inputs above, outputs below, upright
 
 
+def test_the_work_folder_keeps_no_flows_of_finished_frames(ref):
+    # They were 1.7 MB a frame at 640x360 (the painted PNG: 0.25 MB): 88 % of a work folder.
+    folder = work_folders(ref["out"])[0]
+    assert (folder / "flows").is_dir() and not list(folder.rglob("flow_*.npz"))
+
+
+def test_too_little_disk_for_the_work_folder_is_said_before_painting(ref, tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 5000, 5000))
+    r = run(ref, tmp_path / "o.mp4", "--duration", "0.05")
+    assert r.exit_code == 0, r.stderr
+    assert "the work folder takes about 50 kB (2 painted frames of 32x48 kept until the video is written), " \
+           "but 5 kB are free there" in " ".join(r.stderr.split())
+    monkeypatch.undo()
+    r = run(ref, tmp_path / "o2.mp4", "--duration", "0.05")
+    assert "the work folder takes" not in r.stderr
+
+
 def test_keep_work_keeps_every_finished_frame(ref):
     assert len(finished_frames(ref["out"])) == N
 
@@ -580,7 +601,8 @@ def test_disk_full_while_painting_frames_exits_7_and_keeps_finished_frames(ref, 
     one_error_line(r.stderr, "disk full")
     assert not out.exists() and not leftovers(small_disk, out.name)
     frames = finished_frames(out)
-    assert len(frames) == 2 and not list(small_disk.rglob(".*part*"))
+    # Frames 0 and 1 at least (the flows of a finished frame are deleted: that space may take one more).
+    assert 2 <= len(frames) < N and not list(small_disk.rglob(".*part*"))
     monkeypatch.undo()
     (small_disk / "filler").unlink()
     r = run(ref, out)

@@ -475,7 +475,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         output_format(out)   # an unsupported extension fails now, not after hours of frames
         check_codec(out, vcfg.codec, vcfg.crf, on_event)
     meta = probe(src)
-    if count_frames(src, vcfg.start, vcfg.duration) == 0:
+    window = count_frames(src, vcfg.start, vcfg.duration)
+    if window == 0:
         end = "the end" if vcfg.duration is None else f"{vcfg.start + vcfg.duration:g} s"
         raise BadInput(f"{inp}: no frame between {vcfg.start:g} s and {end}")
     work_w, work_h = scaled_size(*_display_size(meta), _working_size(vcfg, meta))
@@ -484,6 +485,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
     for say, text in _how_it_is_read(meta):
         say(on_event, f"{inp.name}: {text}")
+    _check_space(out, window, work_w, work_h, on_event)
 
     # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
@@ -520,6 +522,29 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                       **stats,
                       "seconds": {"total": round(time.perf_counter() - t_start, 3)}})
     return out
+
+
+# A painted frame as a PNG: 1.1 bytes a pixel measured (chaplin at 640×360, The Scream and swirls);
+# the flows of the frame being painted add 15 bytes a pixel, for two frames at most.
+PNG_BYTES_PER_PIXEL = 1.2
+
+
+def _check_space(out: Path, frames: int, w: int, h: int, on_event: Sink) -> None:
+    """Warn when the disk under ``out`` has less room than the work folder will take (every
+    painted frame is kept until the video is written): a full disk stops the job, resumably."""
+    need = frames * w * h * PNG_BYTES_PER_PIXEL + 2 * 15 * w * h
+    try:
+        free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
+    except OSError:
+        return
+    if free < need * 1.1:
+        warn(on_event, f"{out}: the work folder takes about {_bytes(need)} ({frames} painted frames of {w}x{h} kept "
+                       f"until the video is written), but {_bytes(free)} are free there; a full disk stops the job "
+                       f"(exit 7), and it resumes once there is room")
+
+
+def _bytes(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def _check_sequence_output(out: Path, overwrite: bool) -> None:
@@ -702,6 +727,8 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
         pres = [stack.enter_context(FlowPrefetcher(vcfg.flow, wrap_x, cache=cache, **flow_kw))] if eyes is None else [
             stack.enter_context(FlowPrefetcher(vcfg.flow, wrap_x, cache=FlowCache(cache.folder / name), **flow_kw))
             for name in ("left", "right", "disparity")]
+        for pre in pres:            # what an earlier run left for frames finished since
+            pre.cache.discard(done - 1)
         it = iter(frames)
         cur = next(it, None)
         while cur is not None:
@@ -740,6 +767,8 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
                     if t > 0:
                         cuts.append(t)
                 result = work.save(t, result)
+                for pre in pres:    # its flows are never needed again (a resume starts after it)
+                    pre.cache.discard(t)
                 watch.check()
             on_event(Progress("frames", t + 1, total))
             history[t], contents[t] = result, content
