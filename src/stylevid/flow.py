@@ -31,11 +31,21 @@ METHODS = ("dis", "farneback", "raft")
 _local = threading.local()           # DIS objects are not thread-safe: one per thread
 
 
-def _dis() -> "cv2.DISOpticalFlow":
-    d = getattr(_local, "dis", None)
+def _dis(shape: tuple[int, int]) -> "cv2.DISOpticalFlow":
+    """This thread's DIS object for frames of ``shape``.
+
+    Trap: a DIS object keeps state from the sizes it has seen. Used on 33 px wide frames, then on
+    48 px wide ones, it gave flows up to 2.2 px off those of a fresh object (OpenCV 4.x): a flow
+    then depended on what the thread had computed before (a resumed video differed from an
+    uninterrupted one). One object per frame size: each sees one size only."""
+    objects = getattr(_local, "dis", None)
+    if objects is None:
+        objects = _local.dis = {}
+    d = objects.get(shape)
     if d is None:
-        d = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-        _local.dis = d
+        if len(objects) >= 8:            # a few sizes per job; forget the oldest
+            objects.pop(next(iter(objects)))
+        d = objects[shape] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     return d
 
 
@@ -119,7 +129,7 @@ def _raft_flow(a: np.ndarray, b: np.ndarray, weights_path, device, iters: int) -
 
 def _estimate(a: np.ndarray, b: np.ndarray, method: str, weights_path, device, raft_iters: int) -> np.ndarray:
     if method == "dis":
-        return _dis().calc(_gray(a), _gray(b), None)
+        return _dis(a.shape[:2]).calc(_gray(a), _gray(b), None)
     if method == "farneback":
         return cv2.calcOpticalFlowFarneback(_gray(a), _gray(b), None, pyr_scale=0.5, levels=5, winsize=15,
                                             iterations=3, poly_n=5, poly_sigma=1.2, flags=0)

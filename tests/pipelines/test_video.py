@@ -222,12 +222,9 @@ def test_a_corrupted_finished_frame_is_redone(ref, tmp_path, stop_after, monkeyp
     frame1.write_bytes(frame1.read_bytes()[:50])          # a truncated frame file
     monkeypatch.undo()
     assert run(ref, out).exit_code == 0
-    # Frames 1 on are painted again, their optical flows computed again (a finished frame's flows
-    # are not kept): the same video, bit for bit when the machine is idle; under load DIS has been
-    # seen to differ by a few hundredths of a pixel (see test_flow.py), hence the tolerance.
-    redone = decoded(out)
-    assert len(redone) == N
-    assert max(np.abs(a.astype(int) - b).mean() for a, b in zip(redone, ref["frames"])) < 1.0
+    # Frame 1 alone is painted again (frame 2 is intact), its flows computed again (a finished
+    # frame's are not kept), on a thread whose DIS object other tests used at other sizes first.
+    assert sha256(out) == ref["sha"]
 
 
 def test_input_changed_between_a_run_and_its_resume_starts_over(ref, tmp_path, stop_after, monkeypatch):
