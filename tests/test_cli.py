@@ -78,6 +78,19 @@ def test_image_paints_several_photos_in_one_run(work):
     assert r.exit_code == 0 and r.stdout == "photo_paint.png\nother_paint.png\n"
 
 
+def test_image_paints_a_folder_of_photos(work):
+    (work / "holiday").mkdir()
+    (work / "holiday" / "b.png").write_bytes((work / "photo.png").read_bytes())
+    Image.open(work / "photo.png").convert("RGB").save(work / "holiday" / "a.jpg")
+    (work / "holiday" / "notes.txt").write_text("not a photo")
+    (work / "holiday" / "sub").mkdir()                       # not gone into
+    (work / "out").mkdir()
+    r = runner().invoke(app, ["image", "holiday", "-s", "paint.png", "-o", "out", *FAST])
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "out/a_paint.png\nout/b_paint.png\n"
+    _fails(["image", "holiday/sub", "-s", "paint.png", *FAST], 2, "a folder with no photos")
+
+
 def test_a_batch_is_checked_whole_before_the_first_photo_is_painted(work):
     (work / "sub").mkdir()
     (work / "sub" / "photo.png").write_bytes((work / "photo.png").read_bytes())

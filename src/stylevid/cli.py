@@ -195,7 +195,7 @@ def style_config(**kw) -> C.StyleConfig:
 
 @app.command()
 def image(
-    content: List[Path] = typer.Argument(..., help="Photo(s) to paint; with several, -o is a folder."),
+    content: List[Path] = typer.Argument(..., help="Photo(s) or folder(s) of photos to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image, or an existing folder (several photos) \\[default: <content>_<style>.png]."),
     style_blend: Optional[str] = O_BLEND,

@@ -286,6 +286,8 @@ def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: st
         raise BadInput(f"give at least one {what}")
     if overwrite and skip_existing:
         raise BadInput("--overwrite and --skip-existing: choose one")
+    if what == "photo":                 # a folder of photos: each picture in it (not its subfolders)
+        contents = [p for c in contents for p in (photos_in(Path(c)) if Path(c).is_dir() else [c])]
     paths = [check(c, "content image" if what == "photo" else what) for c in contents]
     folder = Path(out) if out is not None and Path(out).is_dir() else None
     if out is not None and folder is None and len(paths) > 1:
@@ -308,6 +310,18 @@ def plan_outputs(contents: Sequence[str | Path], styles: Sequence[Path], out: st
         check_output(o, everything, overwrite)
         plan.append((c, o))
     return plan, skipped
+
+
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".avif",
+                            ".mpo", ".gif"})
+
+
+def photos_in(folder: Path) -> list[Path]:
+    """The pictures in ``folder`` (by extension, in name order); a one-line error when there is none."""
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
+    if not found:
+        raise BadInput(f"{folder}: a folder with no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
+    return found
 
 
 def sidecar(out: Path, record: dict) -> Path:
