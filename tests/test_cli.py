@@ -176,7 +176,8 @@ def test_not_an_image_exits_4(work):
 def test_empty_file_and_directory_exit_2(work):
     (work / "empty.png").write_bytes(b"")
     _fails(["image", "empty.png", "-s", "paint.png", *FAST], 2, "empty")
-    _fails(["image", ".", "-s", "paint.png", *FAST], 2, "directory")
+    (work / "nophotos").mkdir()
+    _fails(["image", "nophotos", "-s", "paint.png", *FAST], 2, "a folder with no photos")   # a folder of photos is painted
 
 
 def test_decompression_bomb_exits_5(work):
