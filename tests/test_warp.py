@@ -79,6 +79,10 @@ def test_paint_from_the_edge_band_is_not_carried_inward():
     # Paint staying in the band (a still camera, or the left band fed from inside) is kept.
     assert carried_from_edge(const_flow(0, 0), band=4).eq(0).all()
     assert m[..., :4].eq(0).all()
+    # A camera shaking by a fraction of a pixel keeps the paint at the band's inner edge too (it
+    # was excluded there, painted afresh each frame, and drew a line `band` px in).
+    assert carried_from_edge(const_flow(0.3, 0), band=4).eq(0).all()
+    assert carried_from_edge(const_flow(0.6, 0), band=4)[0, 0].amax(0).nonzero().flatten().tolist() == [W - 5]
     # Rows too: a tilt carries the bottom band upwards.
     rows = carried_from_edge(const_flow(0, 2.5), band=4)[0, 0].amax(1).nonzero().flatten().tolist()
     assert rows == [H - 7, H - 6, H - 5]
