@@ -168,7 +168,7 @@ def readable(inp: Path, on_event: Sink = null_sink, fps: float = VideoConfig.fps
         files = sequence.frames(inp)
         missing = sequence.gaps([n for n, _ in files])
         if missing:
-            runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in missing[:5]) + (" ..." if len(missing) > 5 else "")
+            runs = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in missing[:5]) + " ..." * (len(missing) > 5)
             warn(on_event, f"{inp}: pictures numbered {runs} are missing; the sequence goes on without them")
         rate = Fraction(fps).limit_denominator(1001)
         with tempfile.TemporaryDirectory(prefix="stylevid-") as d:
@@ -212,7 +212,8 @@ def input_identity(inp: Path, fps: float) -> str:
 
 
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
-    return Path(f"{sequence.stem(inp) if sequence.is_sequence(inp) else inp.stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
+    stem = sequence.stem(inp) if sequence.is_sequence(inp) else inp.stem
+    return Path(f"{stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
 
 
 class Watch:
