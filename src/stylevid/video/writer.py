@@ -174,10 +174,7 @@ def assemble(
         get_frame = (lambda get: lambda i: to_coded(_image(get, i, out_path), meta.rotation))(get_frame)
 
     first = _image(get_frame, 0, out_path)
-    if size is None:
-        height, width = first.shape[:2]
-    else:
-        width, height = scaled_size(*shown_size(meta.width, meta.height, meta.sar if as_shown else None), size)
+    width, height = _output_size(first, meta, size, as_shown)
     pix_fmt = pixel_format(vcodec, width, height)
     if pix_fmt != "yuv420p":
         info(on_event, f"{out_path}: {width}x{height} has an odd side, which H.264 4:2:0 cannot store; encoded "
@@ -283,6 +280,14 @@ def _video_stream(out, vcodec: str, rate, dims: tuple[int, int, str], crf: int):
     return ovs
 
 
+def _output_size(first: np.ndarray, meta, size: int | None, as_shown: bool) -> tuple[int, int]:
+    """(width, height) of the output: the first image's (``size`` None), else the input's long edge
+    ``size`` (0: its own size), as shown (square pixels) when the images are."""
+    if size is None:
+        return first.shape[1], first.shape[0]
+    return scaled_size(*shown_size(meta.width, meta.height, meta.sar if as_shown else None), size)
+
+
 def _assemble_animation(input_path, get_frame, out_path: Path, fmt: str, meta, start, duration, size, expected,
                         as_shown: bool, on_event: Sink, check) -> Written:
     """:func:`assemble` into a GIF or an animated WebP: the window's frames at their times (from
@@ -310,11 +315,7 @@ def _assemble_animation(input_path, get_frame, out_path: Path, fmt: str, meta, s
         warn(on_event, f"{out_path}: a {kind} cannot say it is a 360° picture; viewers show it flat")
     if turns(meta.rotation) and not as_shown:
         warn(on_event, f"{out_path}: a {kind} has no rotation; the frames are written as coded, not turned")
-    first = _image(get_frame, 0, out_path)
-    if size is None:
-        height, width = first.shape[:2]
-    else:
-        width, height = scaled_size(*shown_size(meta.width, meta.height, meta.sar if as_shown else None), size)
+    width, height = _output_size(_image(get_frame, 0, out_path), meta, size, as_shown)
     return _animation(out_path, fmt, lambda i: _image(get_frame, i, out_path), width, height, times, end,
                       on_event, check, audio)
 
@@ -328,18 +329,12 @@ def _animation(out_path: Path, fmt: str, get_image, width: int, height: int, tim
         info(on_event, f"{out_path}: {len(times) - len(schedule)} of {len(times)} frames left out: a {ANIMATED_NAMES[fmt]} "
                        f"plays at most 50 frames a second (browsers slow shorter frames down to 10 a second)")
 
-    def sized(i: int) -> np.ndarray:
-        image = get_image(i)
-        if image.shape[:2] != (height, width):
-            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
-                .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
-        return image
-
     with atomic_path(out_path) as tmp:
         logs: list = []
         try:
             with ffmpeg_log() as logs:
-                written = write_animation(tmp, fmt, sized, schedule, on_event, check)
+                written = write_animation(tmp, fmt, lambda i: _sized(get_image(i), width, height), schedule,
+                                          on_event, check)
         except BaseException as e:
             _failed(e, None, out_path, logs)
         try:
@@ -667,10 +662,16 @@ def _image(get_frame, i: int, out_path) -> np.ndarray:
     return img
 
 
+def _sized(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` at width×height (bicubic), or itself when it is that size already."""
+    if image.shape[:2] == (height, width):
+        return image
+    return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
+        .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
+
+
 def _to_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> av.VideoFrame:
-    if image.shape[:2] != (height, width):
-        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24") \
-            .reformat(width=width, height=height, interpolation="BICUBIC").to_ndarray()
+    image = _sized(image, width, height)
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
 
