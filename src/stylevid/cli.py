@@ -353,7 +353,7 @@ D = C.DreamConfig()
 @app.command()
 def dream(
     input: Path = typer.Argument(..., help="Photo, video (an animation or an image sequence too), or equirectangular 360 photo to dream on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.gif or .webp too, for a video or a zoom) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.gif or .webp too, for a video or a zoom; DIR/frame_%04d.png: numbered pictures) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
     guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),

@@ -136,3 +136,16 @@ def test_a_zoom_in_prores_goes_in_a_mov(photo, tmp_path, monkeypatch):
     assert out.suffix == ".mov" and probe(out).codec == "prores"
     with pytest.raises(BadInput, match="ProRes goes in a .mov or .mkv file"):
         dream_zoom(photo, tmp_path / "z.mp4", replace(TINY, zoom_frames=2), codec="prores")
+
+
+def test_a_zoom_as_numbered_pictures_is_the_zoom_video_frame_for_frame(photo, tmp_path):
+    (tmp_path / "zoom").mkdir()
+    out = dream_zoom(photo, tmp_path / "zoom" / "z_%03d.png", TINY, keep_work=True)
+    assert sorted(p.name for p in (tmp_path / "zoom").iterdir() if p.name != ".stylevid-work") == [
+        "z.json", "z_001.png", "z_002.png", "z_003.png", "z_004.png"]
+    kept = kept_frames(tmp_path / "zoom", out)
+    pictures = [np.array(Image.open(tmp_path / "zoom" / f"z_{k:03d}.png")) for k in range(1, 5)]
+    assert all(np.array_equal(a, b) for a, b in zip(kept, pictures))       # the frames themselves, lossless
+    assert json.loads((tmp_path / "zoom" / "z.json").read_text())["frames"] == 4
+    with pytest.raises(Exception, match="pictures of this pattern exist"):
+        dream_zoom(photo, tmp_path / "zoom" / "z_%03d.png", TINY)

@@ -55,7 +55,7 @@ from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
-from ..sequence import check_video_input, is_sequence, stem as sequence_stem
+from ..sequence import check_video_input, is_pattern, is_sequence, stem as sequence_stem
 from ..images import fit_size, frame_count, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
@@ -616,16 +616,21 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     the frames; frame k depends only on the *saved* frame k-1 and its seed (seed, k), so a resumed run
     gives the same video. Ctrl-C / SIGTERM / SIGHUP stop within a step (exit 130 / 143 / 129).
     """
-    from .video import _frame, file_identity, video_job
+    from .video import _frame, check_sequence_output, file_identity, video_job, write_pictures
 
     t_start = time.perf_counter()
     if cfg.zoom_frames < 1:
         raise BadInput(f"--zoom-frames {cfg.zoom_frames}: a zoom video needs at least 1 frame")
     ipath, gpath, mpath = check_dream_inputs(image, "input image", guide, mask, cfg, projection)
     out = Path(out) if out else default_output(ipath, video_suffix(codec))
-    if out.suffix.lower() not in OUTPUT_FORMATS:
-        raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)}")
-    check_codec(out, codec, crf, on_event)
+    pictures = is_pattern(out)          # zoom_%04d.png: numbered pictures, from 1
+    if pictures:
+        check_sequence_output(out, overwrite)
+    elif out.suffix.lower() not in OUTPUT_FORMATS:
+        raise BadInput(f"{out}: --zoom-frames makes a video; name the output {', '.join(OUTPUT_FORMATS)} "
+                       f"(or DIR/zoom_%04d.png: numbered pictures)")
+    else:
+        check_codec(out, codec, crf, on_event)
     inputs = [p for p in (ipath, gpath, mpath) if p is not None]
     check_output(out, inputs, overwrite)
     picture = load_image(ipath, "input image")
@@ -670,11 +675,14 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
             on_event(Progress("frames", k + 1, n))
             job.watch.check()
         job.stage = "mux"
-        written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
-                               overwrite=overwrite,
-                               inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
+        if pictures:
+            written = write_pictures(out, job.work, list(range(1, n + 1)), job.watch.check, on_event)
+        else:
+            written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
+                                   overwrite=overwrite, inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
         job.stage = "done"
-        sidecar(out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
+        # Numbered pictures' sidecar is named after them (zoom_%04d.png → zoom.json).
+        sidecar(out.parent / sequence_stem(out) if pictures else out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
                       "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
                       "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
                       "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,

@@ -471,7 +471,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     validate_video(vcfg)
     check_output(out, [inp, *extra_inputs], overwrite)
     if sequence.is_pattern(out):
-        _check_sequence_output(out, overwrite)
+        check_sequence_output(out, overwrite)
     else:
         output_format(out)   # an unsupported extension fails now, not after hours of frames
         check_codec(out, vcfg.codec, vcfg.crf, on_event)
@@ -548,7 +548,7 @@ def _bytes(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
-def _check_sequence_output(out: Path, overwrite: bool) -> None:
+def check_sequence_output(out: Path, overwrite: bool) -> None:
     """An output named frame_%04d.png: a picture type, no picture of the pattern there already
     (unless ``overwrite``)."""
     image_format(out)
@@ -570,6 +570,14 @@ def _write_sequence(inp: Path, src: Path, meta, out: Path, work: "WorkFolder", c
         numbers = list(range(1, count + 1))
     if meta.audio:
         warn(on_event, f"{out}: pictures hold no sound; the input's audio is not kept")
+    return write_pictures(out, work, numbers, check, on_event, len(meta.audio))
+
+
+def write_pictures(out: Path, work: "WorkFolder", numbers: list[int], check: Callable[[], None], on_event: Sink,
+                   audio: int = 0) -> Written:
+    """Finished frame i as the picture ``out`` names for ``numbers[i]``, each written atomically;
+    older pictures of the pattern outside the new numbers are named, never deleted."""
+    count = len(numbers)
     on_event(Progress("pictures", 0, count))
     for i, n in enumerate(numbers):
         check()
@@ -581,7 +589,7 @@ def _write_sequence(inp: Path, src: Path, meta, out: Path, work: "WorkFolder", c
                        f"(numbers {left[0]} to {left[-1]})")
     h, w = _frame(work, 0).shape[:2]
     return Written(sequence.numbered(out, numbers[0]), count, w, h, out.suffix.lstrip(".").lower(),
-                   ("dropped",) * len(meta.audio), 0)
+                   ("dropped",) * audio, 0)
 
 
 class Job:
