@@ -110,10 +110,17 @@ def identity(files: list[tuple[int, Path]]) -> str:
 
 
 def stem(path: str | os.PathLike) -> str:
-    """A name for outputs made from the sequence: the folder's name, or the pattern's name less its
-    number (render/frame_%04d.png → frame; render/%04d.png → render)."""
+    """A name for outputs made from an input: a sequence folder's name, a pattern's name less its
+    number (render/frame_%04d.png → frame; render/%04d.png → render), a file's stem."""
     p = Path(path)
     if p.is_dir():
         return p.resolve().name or "frames"
     name = _SPEC.sub("", Path(p.name).stem).strip("_-. ")
     return name or p.parent.resolve().name or "frames"
+
+
+def named_after(out: str | os.PathLike) -> Path:
+    """The path an output's sidecar and preview are named from: the output, or for numbered
+    pictures their folder and name less the number (painted/frame_%04d.png → painted/frame)."""
+    p = Path(out)
+    return p.parent / stem(p) if is_pattern(p) else p

@@ -55,7 +55,7 @@ from ..encoders import layer_table, load_encoder
 from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
-from ..sequence import check_video_input, is_pattern, is_sequence, stem as sequence_stem
+from ..sequence import check_video_input, is_pattern, is_sequence, named_after, stem as sequence_stem
 from ..images import fit_size, frame_count, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
@@ -557,8 +557,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
-    out = Path(out) if out else Path(f"{sequence_stem(vpath) if is_sequence(vpath) else vpath.stem}_dream"
-                                     f"{video_suffix(vcfg.codec, vpath)}")
+    out = Path(out) if out else Path(f"{sequence_stem(vpath)}_dream{video_suffix(vcfg.codec, vpath)}")
     with readable(vpath, on_event, vcfg.fps) as src:
         meta = probe(src)
         stereo = stereo_layout(src, meta, stereo, vcfg, on_event, "dreamed")
@@ -681,8 +680,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
             written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
                                    overwrite=overwrite, inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
         job.stage = "done"
-        # Numbered pictures' sidecar is named after them (zoom_%04d.png → zoom.json).
-        sidecar(out.parent / sequence_stem(out) if pictures else out, {"input": str(ipath), "guide": str(gpath) if gpath else None,
+        sidecar(named_after(out), {"input": str(ipath), "guide": str(gpath) if gpath else None,
                       "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
                       "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
                       "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,

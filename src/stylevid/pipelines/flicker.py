@@ -32,22 +32,22 @@ def flicker(output: str | Path, reference: str | Path, csv_path: str | Path | No
     the output's sidecar (``<output>.json``, written by ``stylevid video``) records, else the whole
     reference, flat."""
     out_p, ref_p = check_input(output, "video"), check_video_input(reference, "reference video")
-    fps = _made_with(out_p).get("video", {}).get("fps") or VideoConfig.fps    # an image sequence's rate
-    # An animated WebP (through Pillow), an image sequence (the reference a video was painted from).
-    with readable(out_p) as out_src, readable(ref_p, fps=fps) as ref_src:
-        return _flicker(out_p, ref_p, out_src, ref_src, csv_path, plot, flow, size, wrap_x, start, duration,
-                        on_event)
-
-
-def _flicker(out_p: Path, ref_p: Path, out_src: Path, ref_src: Path, csv_path, plot, flow, size, wrap_x, start,
-             duration, on_event) -> dict:
     if flow not in METHODS:
         raise BadInput(f"--flow {flow!r}: choose one of {', '.join(METHODS)}")
     for p in (csv_path, plot):   # refuse a bad report path before the work, and never write over an input
         if p:
             check_output(p, [out_p, ref_p], overwrite=True)
-    probe(out_src), probe(ref_src)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
     made = _made_with(out_p)
+    fps = made.get("video", {}).get("fps") or VideoConfig.fps    # an image sequence's rate
+    # An animated WebP (through Pillow), an image sequence (the reference a video was painted from).
+    with readable(out_p) as out_src, readable(ref_p, fps=fps) as ref_src:
+        return _flicker(out_p, ref_p, out_src, ref_src, made, csv_path, plot, flow, size, wrap_x, start,
+                        duration, on_event)
+
+
+def _flicker(out_p: Path, ref_p: Path, out_src: Path, ref_src: Path, made: dict, csv_path, plot, flow, size,
+             wrap_x, start, duration, on_event) -> dict:
+    probe(out_src), probe(ref_src)   # each a readable video (InvalidMedia, TooLarge) before comparing counts
     window = made.get("video", {})
     if start is None and duration is None and (window.get("start") or window.get("duration") is not None):
         start, duration = window.get("start") or 0.0, window.get("duration")

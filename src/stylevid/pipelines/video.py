@@ -36,7 +36,7 @@ from ..config import (FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, VIDEO_CODECS, Panorama
                       to_dict)
 from ..errors import BadInput, Interrupted, OutputRefused
 from ..events import Event, Progress, Sink, info, null_sink, warn
-from ..files import atomic_write_text, check_output, clean_stale_temporaries, exclusive
+from ..files import atomic_write_bytes, atomic_write_text, check_output, clean_stale_temporaries, exclusive
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
 from ..images import animation, frame_count, image_format, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
@@ -119,14 +119,19 @@ class WorkFolder:
     def path(self, t: int) -> Path:
         return self.frames / f"{t:06d}.png"
 
-    def load(self, t: int) -> np.ndarray | None:
-        """The finished frame t, or None if it is missing or fails its checksum."""
+    def png(self, t: int) -> bytes | None:
+        """The PNG file of finished frame t, or None if it is missing or fails its checksum."""
         s = self.sums.get(t)
         p = self.path(t)
         if s is None or not p.is_file():
             return None
         data = p.read_bytes()
-        if hashlib.sha256(data).hexdigest() != s:
+        return data if hashlib.sha256(data).hexdigest() == s else None
+
+    def load(self, t: int) -> np.ndarray | None:
+        """The finished frame t, or None if it is missing or fails its checksum."""
+        data = self.png(t)
+        if data is None:
             return None
         import io
 
@@ -212,8 +217,7 @@ def input_identity(inp: Path, fps: float) -> str:
 
 
 def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoConfig.codec) -> Path:
-    stem = sequence.stem(inp) if sequence.is_sequence(inp) else inp.stem
-    return Path(f"{stem}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
+    return Path(f"{sequence.stem(inp)}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
 
 
 class Watch:
@@ -512,7 +516,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
         # A sequence's sidecar and preview are named after it (frame_%04d.png → frame.json).
-        named = out.parent / sequence.stem(out) if sequence.is_pattern(out) else out
+        named = sequence.named_after(out)
         if vcfg.preview:
             write_preview(src, job.work, vcfg, named.with_suffix(".preview.png"), on_event)
         sidecar(named, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
@@ -579,9 +583,14 @@ def write_pictures(out: Path, work: "WorkFolder", numbers: list[int], check: Cal
     older pictures of the pattern outside the new numbers are named, never deleted."""
     count = len(numbers)
     on_event(Progress("pictures", 0, count))
+    as_png = image_format(out) == "PNG"
     for i, n in enumerate(numbers):
         check()
-        save_image(_frame(work, i), sequence.numbered(out, n))
+        data = work.png(i) if as_png else None      # a PNG out: the finished frame's own file, not encoded again
+        if data is not None:
+            atomic_write_bytes(sequence.numbered(out, n), data)
+        else:
+            save_image(_frame(work, i), sequence.numbered(out, n))
         on_event(Progress("pictures", i + 1, count))
     left = sorted(n for n, _ in sequence.matches(out) if not numbers[0] <= n <= numbers[-1])
     if left:
