@@ -116,6 +116,27 @@ def make_clip(
     return path
 
 
+def make_sound(path: str | Path, seconds: float, codec: str = "pcm_s16le", rate: int = 22050,
+               hz: float = 440.0, chunk: int = 1024) -> Path:
+    """Write ``seconds`` of a sine at ``hz`` as a sound file (no video): a soundtrack for --audio.
+    The container follows the extension (.wav, .flac, .mp3, .m4a, .mka)."""
+    path = Path(path)
+    fmt = {".wav": "wav", ".flac": "flac", ".mp3": "mp3", ".m4a": "mp4", ".mka": "matroska"}[path.suffix.lower()]
+    n = int(seconds * rate)
+    wave = (0.3 * np.sin(2 * np.pi * hz * np.arange(n) / rate)).astype(np.float32)
+    with av.open(str(path), "w", format=fmt) as out:
+        s = out.add_stream(codec, rate=rate)
+        s.layout = "mono"
+        fmt_a = s.codec_context.codec.audio_formats[0].name if s.codec_context.codec.audio_formats else "fltp"
+        step = chunk if codec.startswith("pcm_") else (s.codec_context.frame_size or chunk)
+        for i in range(0, n, step):
+            af = av.AudioFrame.from_ndarray(_to_format(wave[None, i:i + step], fmt_a), format=fmt_a, layout="mono")
+            af.sample_rate, af.pts, af.time_base = rate, i, Fraction(1, rate)
+            out.mux(s.encode(af))
+        out.mux(s.encode())
+    return path
+
+
 def _to_format(x: np.ndarray, fmt: str) -> np.ndarray:
     """Float samples in [-1, 1] (channels × n) to what an audio format's from_ndarray wants."""
     if fmt in ("fltp", "flt"):

@@ -285,6 +285,7 @@ def video(
     codec: str = typer.Option(V.codec, help="h264 (plays everywhere) or prores (ProRes 422 HQ, 10-bit, in .mov or .mkv: for editing)."),
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
     fps: float = typer.Option(V.fps, help="Frame rate of an image-sequence input."),
+    audio: Optional[Path] = typer.Option(V.audio, help="Sound file (or a video's sound) that replaces the input's audio, from --start on, cut where the frames end: an image sequence's soundtrack."),
     projection: str = typer.Option(C.PanoramaConfig().projection,
                                    help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
     stereo: str = O_STEREO,
@@ -323,7 +324,8 @@ def video(
     from .pipelines.video import stylize_video
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
-                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview", "fps")}
+                                  "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview", "fps",
+                                  "audio")}
     for k in ("input", "style", "output", "overwrite", "skip_existing", "quiet", "restart", "keep_work", "projection",
               "stereo"):
         kw.pop(k)
@@ -335,6 +337,7 @@ def video(
         from .sequence import check_video_input
 
         vkw["long_term"] = tuple(int(v) for v in floats(vkw["long_term"], "--long-term") or (1,))
+        vkw["audio"] = str(vkw["audio"]) if vkw["audio"] else None
         vcfg, cfg = C.VideoConfig(**vkw), style_config(**kw)
         # Every video, style and output is checked before the first is painted.
         plan, skipped = plan_outputs(input, [check_input(s, "style image") for s in style], output, overwrite,
@@ -378,6 +381,7 @@ def dream(
     zoom_rotate: float = typer.Option(D.zoom_rotate, help="Zoom: degrees turned per frame, counter-clockwise."),
     zoom_steps: int = typer.Option(D.zoom_steps, help="Zoom: steps per octave on every frame after the first."),
     fps: int = typer.Option(D.zoom_fps, help="Zoom: frames per second of the video; an image-sequence input: its frame rate."),
+    audio: Optional[Path] = typer.Option(V.audio, help="Video or zoom: sound file laid under the frames in place of the input's audio (cut to the window)."),
     save_every: int = typer.Option(D.save_every, help="Write an intermediate image every N steps."),
     seed: int = typer.Option(D.seed, help="Random seed (jitter)."),
     encoder: str = typer.Option(D.encoder, help="lite0, vgg16 or vgg19."),
@@ -397,7 +401,8 @@ def dream(
             octaves=octaves, octave_scale=octave_scale, steps=steps, step_size=step_size, jitter=jitter,
             size=size, seed=seed, save_every=save_every, zoom_frames=zoom_frames, zoom=zoom,
             zoom_rotate=zoom_rotate, zoom_steps=zoom_steps, zoom_fps=fps)
-        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, codec=codec, flow=flow, fps=fps)
+        vcfg = C.VideoConfig(size=size, start=start, duration=duration, crf=crf, codec=codec, flow=flow, fps=fps,
+                             audio=str(audio) if audio else None)
         return run_dream(input, output, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                          keep_work=keep_work, on_event=sink, projection=projection, stereo=stereo)
 

@@ -116,6 +116,7 @@ class VideoConfig:
     codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing)
     preview: bool = False
     fps: float = 24.0                   # frame rate of an image-sequence input (a folder or frame_%04d.png)
+    audio: str | None = None            # a sound file that replaces the input's audio (a render's soundtrack)
 
 
 FLOWS = ("dis", "farneback", "raft")

@@ -14,7 +14,8 @@ from stylevid.config import DreamConfig, VideoConfig, replace
 from stylevid.errors import BadInput, Interrupted
 from stylevid.pipelines import video as V
 from stylevid.pipelines.dream import dream, dream_zoom, validate, zoom_frame
-from tests.clips import make_clip, moving_square
+from tests.cli_helpers import packets
+from tests.clips import make_clip, make_sound, moving_square
 
 TINY = DreamConfig(size=64, octaves=2, steps=4, step_size=0.01, jitter=4, device="cpu", zoom_frames=4,
                    zoom=1.2, zoom_steps=1, zoom_fps=10)
@@ -105,9 +106,13 @@ def test_cli_zoom(photo, tmp_path):
     out = tmp_path / "c.mp4"
     res = CliRunner().invoke(app, ["dream", str(photo), "-o", str(out), "--zoom-frames", "3", "--size", "48",
                                    "--octaves", "1", "--steps", "1", "--zoom-steps", "1", "--fps", "12",
-                                   "--zoom-rotate", "3", "-q"])
+                                   "--zoom-rotate", "3", "-q", "--audio", str(make_sound(tmp_path / "m.mp3", 2.0, "libmp3lame"))])
     assert res.exit_code == 0, res.output
     assert [t for t, _ in decoded(out)] == [Fraction(k, 12) for k in range(3)]
+    # Music under the zoom, cut with its frames (3 at 12 fps: 0.25 s).
+    from stylevid.video import probe
+    assert [a.codec for a in probe(out).audio] == ["mp3"]
+    assert 0.2 < packets(out, "audio")[-1][1] < 0.25
     res = CliRunner().invoke(app, ["dream", str(photo), "-o", str(tmp_path / "d.mp4"), "--zoom-frames", "3",
                                    "--zoom", "9"])
     assert res.exit_code == 2 and "--zoom" in res.output

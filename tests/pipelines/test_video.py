@@ -23,7 +23,7 @@ from stylevid.pipelines.flicker import flicker
 from stylevid.video import probe
 from tests.cli_helpers import (FAST_VIDEO, decoded, finished_frames, invoke, leftovers, one_error_line, packets,
                                fill, sha256, small_style, spawn, tiny_disk, video_times, wait_for, work_folders)
-from tests.clips import make_clip, moving_square
+from tests.clips import make_clip, make_sound, moving_square
 
 VFR_PTS = [0, 40, 100, 130, 300, 340]   # milliseconds: variable frame rate
 N = len(VFR_PTS)
@@ -384,6 +384,43 @@ def test_an_image_sequence_is_a_video_at_its_fps(ref, tmp_path, monkeypatch):
     Image.fromarray(pics[0][:30]).save(render / "frame_11.png")
     r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO, "--overwrite")
     assert r.exit_code == 2 and "frame_11.png: 40x30, but frame_1.png is 40x32" in r.stderr
+
+
+def test_an_image_sequence_gets_its_soundtrack(ref, tmp_path, monkeypatch):
+    """--audio: a render's pictures and its mixdown, laid out from time 0 together, come out as one
+    video in sync (from --start on too); outputs that hold no sound are refused before painting."""
+    monkeypatch.chdir(tmp_path)
+    render = tmp_path / "render"
+    render.mkdir()
+    for n, pic in enumerate(moving_square(6, 32, 40, shift=3), 1):
+        Image.fromarray(pic).save(render / f"f_{n:04d}.png")
+    song = make_sound(tmp_path / "mix.flac", 2.0, codec="flac")
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO[:-1], "--fps", "10", "--start", "0.2",
+               "--audio", song, "-o", "painted.mkv", "--keep-work")
+    assert r.exit_code == 0, r.stderr
+    assert video_times(tmp_path / "painted.mkv") == [Fraction(k, 10) for k in range(4)]
+    got = packets(tmp_path / "painted.mkv", "audio")
+    src = [(b, t - Fraction(1, 5)) for b, t in packets(song, "audio") if t >= Fraction(1, 5)]
+    assert got and [b for b, _ in got] == [b for b, _ in src[:len(got)]]
+    assert all(abs(t - u) < 0.002 for (_, t), (_, u) in zip(got, src))
+    assert got[-1][1] < Fraction(2, 5) <= src[len(got)][1]          # cut with the last frame (0.3 + 0.1 s)
+    side = json.loads((tmp_path / "painted.mkv.json").read_text())
+    assert side["soundtrack"] == str(song) and side["audio"] == ["copy"]
+    # The soundtrack does not key the work folder: another one only muxes again.
+    other = make_sound(tmp_path / "other.wav", 1.0)
+    r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO[:-1], "--fps", "10", "--start", "0.2",
+               "--audio", other, "-o", "painted.mkv", "--overwrite")
+    assert r.exit_code == 0 and "resuming: 4 finished frames found" in r.stderr
+    # Refused in one line, before a frame is painted: pictures or a GIF hold no sound; a file without sound.
+    (tmp_path / "pics").mkdir()
+    for out, audio, why in (("pics/f_%04d.png", song, "numbered pictures hold no sound"),
+                            ("p.gif", song, "a GIF holds no sound"),
+                            ("p.mp4", render / "f_0001.png", "holds no audio stream")):
+        r = invoke("video", render, "-s", ref["style"], *FAST_VIDEO, "--audio", audio, "-o", out)
+        assert r.exit_code == 2, r.stderr
+        one_error_line(r.stderr, why)
+    assert not list(tmp_path.glob("p.*")) and not list((tmp_path / "pics").iterdir())
+    assert len(work_folders(tmp_path / "painted.mkv")) == 0
 
 
 def test_frames_out_as_numbered_pictures(ref, tmp_path, monkeypatch):

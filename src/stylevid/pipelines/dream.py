@@ -605,7 +605,7 @@ def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:
 def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfig = DreamConfig(), crf: int = 18,
                guide: str | Path | None = None, mask: str | Path | None = None, overwrite: bool = False,
                restart: bool = False, keep_work: bool = False, on_event: Sink = null_sink,
-               projection: str = "auto", codec: str = VideoConfig.codec) -> Path:
+               projection: str = "auto", codec: str = VideoConfig.codec, audio: str | Path | None = None) -> Path:
     """A photo becomes a video of ``cfg.zoom_frames`` frames at ``cfg.zoom_fps`` (the classic infinite
     zoom): frame 0 is the photo dreamed; frame k is frame k-1 zoomed (:func:`zoom_frame`) and dreamed
     again with ``cfg.zoom_steps`` steps per octave, so the dream feeds on itself as the camera moves in.
@@ -614,8 +614,9 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     ``.stylevid-work/<output>-<key>/``, keyed by the photo, guide, mask and every setting that changes
     the frames; frame k depends only on the *saved* frame k-1 and its seed (seed, k), so a resumed run
     gives the same video. Ctrl-C / SIGTERM / SIGHUP stop within a step (exit 130 / 143 / 129).
+    ``audio``: a sound file laid under the zoom from its beginning (music), cut where the frames end.
     """
-    from .video import _frame, check_sequence_output, file_identity, video_job, write_pictures
+    from .video import _frame, check_audio_output, check_sequence_output, file_identity, video_job, write_pictures
 
     t_start = time.perf_counter()
     if cfg.zoom_frames < 1:
@@ -632,6 +633,9 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
         check_codec(out, codec, crf, on_event)
     inputs = [p for p in (ipath, gpath, mpath) if p is not None]
     check_output(out, inputs, overwrite)
+    if audio is not None:
+        audio = check_audio_output(audio, out)
+        check_output(out, [audio], overwrite)
     picture = load_image(ipath, "input image")
     from .panorama import detect_projection
 
@@ -678,13 +682,15 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
             written = write_pictures(out, job.work, list(range(1, n + 1)), job.watch.check, on_event)
         else:
             written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
-                                   overwrite=overwrite, inputs=tuple(inputs), on_event=on_event, check=job.watch.check)
+                                   overwrite=overwrite, inputs=tuple(inputs), on_event=on_event, check=job.watch.check,
+                                   audio=audio)
         job.stage = "done"
         sidecar(named_after(out), {"input": str(ipath), "guide": str(gpath) if gpath else None,
                       "mask": str(mpath) if mpath else None, "output": str(out), "config": to_dict(cfg),
                       "device": str(dreamer.device), "terms": [list(t) for t in dreamer.terms],
                       "octaves": [list(s) for s in dreamer.sizes(h, w)], "frames": n, "fps": cfg.zoom_fps,
                       "size": [written.width, written.height], "video_codec": written.codec,
+                      "soundtrack": str(audio) if audio else None, "audio": list(written.audio),
                       "seconds": {"frames_painted_now": round(sum(seconds), 3),
                                   "total": round(time.perf_counter() - t_start, 3)}})
     return out
@@ -718,13 +724,13 @@ def dream(input: str | Path, out: str | Path | None = None, cfg: DreamConfig = D
         if ignored:
             warn(on_event, f"{path}: {', '.join(ignored)} apply to video inputs only; ignored for a zoom")
         return dream_zoom(path, out, cfg, v.crf, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
-                          keep_work=keep_work, on_event=on_event, projection=projection, codec=v.codec)
+                          keep_work=keep_work, on_event=on_event, projection=projection, codec=v.codec, audio=v.audio)
     if video:
         return dream_video(path, out, cfg, vcfg, guide=guide, mask=mask, overwrite=overwrite, restart=restart,
                            keep_work=keep_work, on_event=on_event, projection=projection, stereo=stereo)
     if vcfg is not None:
         d = VideoConfig()
-        ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf", "codec")
+        ignored = [f"--{k.replace('_', '-')}" for k in ("start", "duration", "flow", "crf", "codec", "audio")
                    if getattr(vcfg, k) != getattr(d, k)]
         ignored += [o for o, on in (("--restart", restart), ("--keep-work", keep_work)) if on]
         if ignored:

@@ -48,7 +48,7 @@ from ..weights import raft_file
 from ..video import assemble, count_frames, probe, read_frames, scaled_size
 from ..video.reader import check_window, shown_size, turns
 from ..video.animated import write_lossless
-from ..video.writer import Written, check_codec, output_format, video_suffix
+from ..video.writer import Written, check_audio, check_codec, output_format, video_suffix
 from ..warp import carried_from_edge, reliability, warp
 from .still import Stylizer, check_inputs, sidecar
 
@@ -473,7 +473,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     t_start = time.perf_counter()
     src = read_from or inp
     validate_video(vcfg)
-    check_output(out, [inp, *extra_inputs], overwrite)
+    audio = check_audio_output(vcfg.audio, out) if vcfg.audio else None
+    check_output(out, [inp, *extra_inputs, *([audio] if audio else [])], overwrite)
     if sequence.is_pattern(out):
         check_sequence_output(out, overwrite)
     else:
@@ -494,7 +495,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
 
     # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
-                                            if k not in ("crf", "codec", "preview", "fps")},
+                                            if k not in ("crf", "codec", "preview", "fps", "audio")},
                       "wrap_x": wrap_x, "as_shown": True}
     key_src = json.dumps({"input": input_identity(inp, vcfg.fps), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
@@ -511,7 +512,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
             # file removed, every frame kept) instead of when it ends.
             written = assemble(src, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
                                crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
-                               on_event=on_event, check=job.watch.check, as_shown=True)
+                               on_event=on_event, check=job.watch.check, as_shown=True, audio=audio)
         job.stage = "done"
         if job.flag:
             info(on_event, f"{out}: the stop request came as the video was being finished; it is complete")
@@ -521,6 +522,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
             write_preview(src, job.work, vcfg, named.with_suffix(".preview.png"), on_event)
         sidecar(named, {"input": str(inp), "output": str(out), **(record or {}), "video": to_dict(vcfg),
                       "wrap_x": wrap_x, "video_codec": written.codec, "audio": list(written.audio),
+                      "soundtrack": str(audio) if audio else None,
                       "subtitles": written.subtitles, "size": [written.width, written.height],
                       "rotation": meta.rotation, "input_colour": {"hdr": meta.hdr, "bt2020": meta.wide_gamut},
                       "deinterlaced": meta.interlaced,
@@ -550,6 +552,15 @@ def _check_space(out: Path, frames: int, w: int, h: int, on_event: Sink) -> None
 
 def _bytes(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def check_audio_output(audio, out: Path) -> Path:
+    """``--audio FILE`` for output ``out``: a file holding sound, and an output that can carry it (a
+    video file, not numbered pictures, a GIF or a WebP). Checked before any frame is painted."""
+    if sequence.is_pattern(out):
+        raise BadInput(f"--audio {audio}: numbered pictures hold no sound; write a video (.mp4, .mov, .mkv)")
+    check_audio(audio, out)
+    return Path(audio)
 
 
 def check_sequence_output(out: Path, overwrite: bool) -> None:

@@ -73,6 +73,9 @@ class Walk:
         # Seconds from the origin. repr: 0.4 means 2/5 here, not 0.40000000000000002220446...
         self.begin = Fraction(repr(float(start)))
         self.end = None if duration is None else self.begin + Fraction(repr(float(duration)))
+        # Seconds taken off every timestamp written out: none from the top (an output keeps the
+        # input's timestamps), else the window's start moves to time 0.
+        self.shift = Fraction(0) if self.begin == 0 else self.origin + self.begin
         self.decoded = 0
         self.yielded = 0
         self.whole = start == 0 and duration is None

@@ -31,14 +31,13 @@ from ..config import VideoConfig
 from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
+from .audio import Reencoder, Soundtrack, add_audio, check_soundtrack, fmt_name
 from .animated import FORMATS as ANIMATED, NAMES as ANIMATED_NAMES, keep_times, read_back, write_animation
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
 from .reader import Walk, check_window, scaled_size, shown_size, to_coded, turns
 from .spherical import add_spherical
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".gif": "gif", ".webp": "webp"}
-
-_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 # Container tags that describe the old file, not the new one.
 _STALE_METADATA = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
@@ -138,6 +137,7 @@ def assemble(
     on_event: Sink = null_sink,
     check: Callable[[], None] | None = None,
     as_shown: bool = False,
+    audio=None,
 ) -> Written:
     """Write ``output_path``: the frames of ``input_path``'s window replaced by ``get_frame(i)``.
 
@@ -157,15 +157,19 @@ def assemble(
     ``as_shown``: the images are as a player shows the input (``read_frames(as_shown=True)``: turned,
     square pixels); they are turned back to the coded orientation, which the display matrix written
     back expects, and written with square pixels (no sample aspect ratio).
+    ``audio``: a sound file whose audio replaces the input's (video/audio.py: :class:`Soundtrack`),
+    from its second ``start`` on, cut where the frames end.
     """
     check_window(start, duration)
     if not isinstance(crf, int) or not 0 <= crf <= 51:
         raise BadInput(f"crf must be a whole number from 0 to 51, got {crf!r}")
     if size is not None and (not isinstance(size, int) or size < 0):
         raise BadInput(f"size must be a whole number of pixels >= 0, got {size!r}")
-    out_path = check_output(output_path, [Path(input_path)], overwrite)
+    out_path = check_output(output_path, [Path(input_path), *([Path(audio)] if audio else [])], overwrite)
     fmt = output_format(out_path)
     meta = probe(input_path)
+    if audio is not None:
+        check_audio(audio, out_path)
     if fmt in ANIMATED:
         return _assemble_animation(input_path, get_frame, out_path, fmt, meta, start, duration, size, expected,
                                    as_shown, on_event, check or _no_check)
@@ -183,15 +187,18 @@ def assemble(
                        f"ffmpeg -i {out_path} -vf 'pad=ceil(iw/2)*2:ceil(ih/2)*2' -pix_fmt yuv420p -c:a copy "
                        f"{out_path.with_name(out_path.stem + '_420' + out_path.suffix)}")
 
-    with open_video(input_path) as (inp, vs), atomic_path(out_path) as tmp:
+    with open_video(input_path) as (inp, vs), _soundtrack(audio, start, on_event) as sound, \
+            atomic_path(out_path) as tmp:
+        time_bases = [s.time_base for s in inp.streams] + (sound.time_bases if sound else [])
         # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
-        out = av.open(str(tmp), "w", format=fmt, container_options=_movie_timescale(fmt, inp))
+        out = av.open(str(tmp), "w", format=fmt, container_options=_movie_timescale(fmt, *time_bases))
         logs: list = []
         try:
             with ffmpeg_log() as logs:
                 written, audio_modes, n_subs = _write(
                     inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf,
-                    (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check, as_shown)
+                    (width, height, pix_fmt), start, duration, expected, on_event, check or _no_check, as_shown,
+                    sound)
                 out.close()   # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
             _failed(e, out, out_path, logs)
@@ -215,16 +222,20 @@ def write_frames(
     inputs: tuple = (),
     on_event: Sink = null_sink,
     check: Callable[[], None] | None = None,
+    audio=None,
 ) -> Written:
     """Write ``count`` pictures ``get_frame(0 … count-1)`` (uint8 H×W×3, all one size) as a video at a
     constant ``fps``, with no input video behind it (a zoom dream). Same encoding, temporary name and
-    frame-count check as :func:`assemble`; ``inputs`` are the files it must not overwrite."""
+    frame-count check as :func:`assemble`; ``inputs`` are the files it must not overwrite. ``audio``:
+    a sound file laid under the frames from its beginning, cut where they end."""
     if not isinstance(crf, int) or not 0 <= crf <= 51:
         raise BadInput(f"crf must be a whole number from 0 to 51, got {crf!r}")
     if not isinstance(fps, int) or not 1 <= fps <= 240:
         raise BadInput(f"fps must be a whole number from 1 to 240, got {fps!r}")
-    out_path = check_output(output_path, [Path(p) for p in inputs], overwrite)
+    out_path = check_output(output_path, [Path(p) for p in (*inputs, *([audio] if audio else []))], overwrite)
     fmt = output_format(out_path)
+    if audio is not None:
+        check_audio(audio, out_path)
     if fmt in ANIMATED:
         times = [Fraction(i, fps) for i in range(count)]
         first = _image(get_frame, 0, out_path)
@@ -235,13 +246,16 @@ def write_frames(
     height, width = first.shape[:2]
     pix_fmt = pixel_format(vcodec, width, height)
     check = check or _no_check
-    with atomic_path(out_path) as tmp:
+    with _soundtrack(audio, 0.0, on_event) as sound, atomic_path(out_path) as tmp:
+        time_bases = [Fraction(1, fps)] + (sound.time_bases if sound else [])
         # Trap: a temporary name may not end in the real extension for FFmpeg's guess: give format=.
-        out = av.open(str(tmp), "w", format=fmt)
+        out = av.open(str(tmp), "w", format=fmt, container_options=_movie_timescale(fmt, *time_bases))
         try:
             ovs = _video_stream(out, vcodec, fps, (width, height, pix_fmt), crf)
             # Trap: the encoder rescales frame pts into codec_context.time_base; set it with the stream's.
             ovs.time_base = ovs.codec_context.time_base = Fraction(1, fps)
+            if sound:
+                sound.attach(out, out_path, Fraction(0))
             on_event(Progress("assemble", 0, count))
             for i in range(count):
                 check()
@@ -251,14 +265,32 @@ def write_frames(
                                    f"frame 0 {width}x{height}")
                 frame = _to_frame(image, width, height, pix_fmt)
                 frame.pts, frame.time_base = i, Fraction(1, fps)
+                if sound:
+                    sound.until(Fraction(i, fps))
                 out.mux(ovs.encode(frame))
                 on_event(Progress("assemble", i + 1, count))
             out.mux(ovs.encode(None))   # flush: the encoder holds the last frames
+            if sound:
+                sound.finish(Fraction(count, fps))
             out.close()                 # writes the trailer (the MP4 index): may fail on a full disk
         except BaseException as e:
             _failed(e, out, out_path, [])
         _verify(tmp, fmt, count, out_path)
-    return Written(out_path, count, width, height, vcodec, (), 0)
+    return Written(out_path, count, width, height, vcodec, tuple(sound.modes) if sound else (), 0)
+
+
+def check_audio(audio, out_path) -> None:
+    """``audio`` holds sound and can go under ``out_path`` (a video, not a GIF or WebP): checked
+    before any frame is painted."""
+    fmt = output_format(Path(out_path))
+    if fmt in ANIMATED:
+        raise BadInput(f"--audio {audio}: a {ANIMATED_NAMES[fmt]} holds no sound; write .mp4, .mov or .mkv")
+    check_soundtrack(audio)
+
+
+def _soundtrack(audio, start: float, on_event: Sink):
+    """The :class:`Soundtrack` of ``audio`` from second ``start`` (a context), or a null context."""
+    return Soundtrack(audio, start, on_event) if audio is not None else contextlib.nullcontext()
 
 
 def _video_stream(out, vcodec: str, rate, dims: tuple[int, int, str], crf: int):
@@ -469,7 +501,7 @@ def _chapters(inp, walk: Walk, shift: Fraction) -> list[dict]:
 
 
 def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, crf, dims,
-           start, duration, expected, on_event, check, as_shown=False):
+           start, duration, expected, on_event, check, as_shown=False, soundtrack: Soundtrack | None = None):
     width, height, pix_fmt = dims
     for k, v in inp.metadata.items():
         if k not in _STALE_METADATA:
@@ -495,33 +527,27 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         m[6] = m[7] = 0
         ovs.set_display_matrix(m)
 
-    # -- audio: a stream made from the input's template takes the packets unchanged.
+    # The input's walk; the other streams it yields are named once chosen below.
+    walk = Walk(input_path, inp, vs, start, duration, (), on_event)
+    shift = walk.shift
+
+    # -- audio: a stream made from the input's template takes the packets unchanged; or a soundtrack
+    # in its place, its time 0 with the window's origin.
     copy, reencode, audio_modes = {}, {}, []
-    for a in inp.streams.audio:
-        if a.codec_context is None:   # a codec FFmpeg does not know: neither copied nor decodable
-            warn(on_event, f"{out_path}: audio stream {a.index} has an unknown codec; dropped")
-            audio_modes.append("dropped")
-            continue
-        try:
-            oa = out.add_stream_from_template(a)
-            copy[a.index] = oa
-            audio_modes.append("copy")
-        except ValueError:
-            try:
-                # The default layout for the channel count: "1 channels" (unknown order) is refused.
-                layout = _LAYOUTS.get(a.codec_context.layout.nb_channels, "stereo")
-                oa = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000, layout=layout)
-            except AV_ERRORS + (TypeError,) as e:
-                warn(on_event, f"{out_path}: audio stream {a.index} ({a.codec_context.codec.canonical_name}) "
-                               f"dropped: cannot re-encode it ({reason(e)})")
-                audio_modes.append("dropped")
-                continue
-            reencode[a.index] = (a, oa, [0, None])
-            audio_modes.append("aac")
-            warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold audio stream {a.index} "
-                           f"({a.codec_context.codec.canonical_name}); re-encoded to AAC")
-        if a.language:
-            oa.metadata["language"] = a.language
+    if soundtrack is not None:
+        if inp.streams.audio:
+            info(on_event, f"{out_path}: the input's audio ({len(inp.streams.audio)} stream"
+                           f"{'s' * (len(inp.streams.audio) > 1)}) is replaced by --audio {soundtrack.path.name}")
+        soundtrack.attach(out, out_path, walk.origin - shift)
+        audio_modes = soundtrack.modes
+    else:
+        for a in inp.streams.audio:
+            oa, mode = add_audio(out, a, out_path, on_event)
+            audio_modes.append(mode)
+            if mode == "copy":
+                copy[a.index] = oa
+            elif mode == "aac":
+                reencode[a.index] = Reencoder(a, oa, out, shift, input_path)
     subs = {}
     for s in inp.streams.subtitles:
         name = s.codec_context.codec.canonical_name if s.codec_context else "unknown"
@@ -557,9 +583,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         warn(on_event, f"{out_path}: input stream{'s' if len(left) > 1 else ''} {', '.join(left)} not copied (stylevid "
                        f"keeps the video, audio, subtitles, chapters, timecode and cover art)")
 
-    walk = Walk(input_path, inp, vs, start, duration, others, on_event)
-    # start == 0: keep every timestamp as it is. start > 0: move the window to time 0, all streams alike.
-    shift = Fraction(0) if walk.begin == 0 else walk.origin + walk.begin
+    walk.other = tuple(others)
     out.set_chapters(_chapters(inp, walk, shift))     # before the first packet: the header holds them
     for packet in covers.values():
         if packet is not None:
@@ -578,7 +602,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         if isinstance(item, av.Packet):
             i = item.stream.index
             if i in reencode:
-                _reencode(item, *reencode[i], out, shift, input_path)
+                reencode[i](item)
                 continue
             if i in gap_filled and item.size == 2 and bytes(item) == b"\0\0":
                 continue   # an empty mov_text cue: the MP4 muxer writes its own for every gap
@@ -597,6 +621,9 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
         last_pts = pts
         if item.duration:
             durations[pts] = round(item.duration * tb / enc_tb)
+        end = pts * enc_tb + (item.duration * tb if item.duration else 1 / Fraction(rate))
+        if soundtrack is not None:
+            soundtrack.until(pts * enc_tb)
         packets = _with_durations(ovs.encode(frame), durations)
         packets_out += len(packets)
         out.mux(packets)
@@ -606,8 +633,10 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     packets = _with_durations(ovs.encode(None), durations)   # flush: the encoder holds the last frames
     packets_out += len(packets)
     out.mux(packets)
-    for a, oa, state in reencode.values():
-        _reencode(None, a, oa, state, out, shift, input_path)
+    for r in reencode.values():
+        r(None)
+    if soundtrack is not None and frames_in:
+        soundtrack.finish(end)
     if fixed:
         warn(on_event, f"{input_path}: {fixed} frames had non-increasing timestamps; moved by one tick")
     if expected is not None and frames_in != expected:
@@ -618,7 +647,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
     return frames_in, audio_modes, len(subs)
 
 
-def _movie_timescale(fmt: str, inp) -> dict:
+def _movie_timescale(fmt: str, *time_bases: Fraction | None) -> dict:
     """MP4/MOV option so a stream that starts late (audio cut to a window) keeps its exact start.
 
     Trap: the MP4 muxer stores a track's initial delay as an edit list in the movie timescale,
@@ -628,9 +657,9 @@ def _movie_timescale(fmt: str, inp) -> dict:
     if fmt not in ("mp4", "mov"):
         return {}
     scale = 1
-    for s in inp.streams:
-        if s.time_base:
-            scale = math.lcm(scale, s.time_base.denominator)
+    for tb in time_bases:
+        if tb:
+            scale = math.lcm(scale, tb.denominator)
     return {"movie_timescale": str(scale)} if scale < 2**31 else {}
 
 
@@ -645,10 +674,6 @@ def _with_durations(packets, durations: dict) -> list:
         if d and not p.duration:
             p.duration = d
     return packets
-
-
-def fmt_name(container) -> str:
-    return container.format.name.split(",")[0].upper()
 
 
 def _image(get_frame, i: int, out_path) -> np.ndarray:
@@ -674,30 +699,6 @@ def _to_frame(image: np.ndarray, width: int, height: int, pix_fmt: str) -> av.Vi
     image = _sized(image, width, height)
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
     return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU709, dst_color_range=ColorRange.MPEG)
-
-
-def _reencode(packet, a, oa, state, out, shift, input_path):
-    """Decode one packet of an audio stream the output container refuses and encode it to AAC.
-
-    ``state`` is [samples written, first pts]; timestamps count samples from the first frame kept.
-    """
-    try:
-        with ffmpeg_log() as logs:
-            frames = a.decode(packet)
-    except AV_ERRORS as e:
-        if packet is not None and packet.size:
-            return   # a damaged audio packet: skip it
-        raise InvalidMedia(f"{input_path}: audio stream {a.index} does not decode ({reason(e, logs)})") from None
-    for f in frames:
-        rate = f.sample_rate
-        if state[1] is None:
-            t = (f.pts * f.time_base - shift) if f.pts is not None else Fraction(0)
-            state[1] = max(0, round(t * rate))
-        f.pts, f.time_base = state[1] + state[0], Fraction(1, rate)
-        state[0] += f.samples
-        out.mux(oa.encode(f))
-    if packet is None:
-        out.mux(oa.encode(None))
 
 
 def _verify(tmp: Path, fmt: str, written: int, out_path: Path) -> None:
