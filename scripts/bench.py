@@ -9,7 +9,8 @@ appended to it).
 
 - speed:  seconds per loss evaluation (an iteration) at 512×384 for lite0 plain, folded, folded
           channels-last (the default), and the default without keep_freed_memory; seconds per
-          encoder step (forward+backward to the taps) for the same and vgg19 (random weights).
+          encoder step (forward+backward to the taps) for the same, under bf16 autocast, under
+          torch.compile, and vgg19 (random weights) in fp32 and bf16.
 - still:  wall time of `stylevid image` with defaults at 512 px on lite0.
 - previous: `stylevid image` with the previous release's tree (PREVIOUS, via git archive) and the
           current one, alternating in one run: the speed change as a ratio.
@@ -74,7 +75,11 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    simd = [name for name, has in (("AVX2", torch.cpu._is_avx2_supported), ("AVX-512", torch.cpu._is_avx512_supported),
+                                   ("AVX512-BF16", torch.cpu._is_avx512_bf16_supported),
+                                   ("AMX", torch.cpu._is_amx_tile_supported)) if has()]
+    return (f"{cpu} ({', '.join(simd) or 'no AVX2'}), {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads)")
 
 
 def median_seconds(step, n: int = 8, warmup: int = 2) -> float:
@@ -119,6 +124,7 @@ def time_steps(model, layers, size=(384, 512), n=8) -> float:
 def bench_speed(out: list[str]) -> None:
     from stylevid.config import ENCODER_LAYERS
     from stylevid.encoders import load_encoder
+    from stylevid.encoders.base import Autocast
     from stylevid.encoders.vgg import VGG
 
     nchw = torch.contiguous_format
@@ -138,9 +144,14 @@ def bench_speed(out: list[str]) -> None:
     lay = ENCODER_LAYERS["lite0"]
     steps = {name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
     steps[NO_ACT] = without_activations(steps["lite0 folded, channels-last (default)"])
+    steps[BF16] = encoder_step(Autocast(folded, torch.bfloat16), [*lay["style"], *lay["content"]])
     step_t = interleaved(steps)
+    step_t[COMPILED] = time_steps(compiled(folded), [*lay["style"], *lay["content"]])
     v = ENCODER_LAYERS["vgg19"]
-    step_t["vgg19 (random weights)"] = time_steps(VGG("vgg19").freeze(), [*v["style"], *v["content"]], n=3)
+    vgg, vl = VGG("vgg19").freeze(), [*v["style"], *v["content"]]
+    step_t.update({f"vgg19 (random weights){k}": t for k, t in interleaved(
+        {"": encoder_step(vgg, vl), ", bf16 autocast": encoder_step(Autocast(vgg, torch.bfloat16), vl)},
+        rounds=3, warmup=1).items()})
     base = loss_t["lite0 folded, channels-last (default)"]
     out += ["## Iteration cost at 512×384 (median s)", "",
             "One evaluation of the still pipeline's loss and gradient (encoder, Grams, content, TV; defaults, "
@@ -152,6 +163,19 @@ def bench_speed(out: list[str]) -> None:
             "| encoder | s / step | vs lite0 default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
             ""]
+
+
+BF16 = "the default under bf16 autocast (--precision bf16)"
+COMPILED = "the default under torch.compile (inductor; compiled once first, not counted)"
+
+
+def compiled(model):
+    """``model`` with its forward compiled by torch.compile (inductor), compiled by one call here."""
+    import copy
+
+    model = copy.deepcopy(model)
+    model.forward = torch.compile(model.forward)
+    return model
 
 
 NO_ACT = "the default without its ReLU6 (wrong values; what fused activations could reach at best)"

@@ -145,3 +145,18 @@ def test_release_free_memory_under_the_threshold_does_nothing(monkeypatch):
     R.release_free_memory(50)
     R.release_free_memory()
     assert calls == [0, 0]
+
+
+def test_cpu_has_bf16_agrees_with_the_kernel():
+    """The probe behind the --precision bf16 message: the CPU flags Linux reports say the same."""
+    from pathlib import Path
+
+    from stylevid.runtime import cpu_has_bf16
+
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        pytest.skip("no /proc/cpuinfo")
+    flags = next((ln.split(":", 1)[1].split() for ln in info.read_text().splitlines() if ln.startswith("flags")), None)
+    if flags is None:
+        pytest.skip("no CPU flags listed (not x86)")
+    assert cpu_has_bf16() == ("amx_tile" in flags or "avx512_bf16" in flags)

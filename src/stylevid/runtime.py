@@ -25,6 +25,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bf16 itself (AMX or AVX512-BF16): there ``--precision bf16``
+    costs about what fp32 does (VGG's big convolutions gain); elsewhere it is emulated, many times slower."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:   # a torch without these probes
+        return False
+
+
 def generator(seed: int, index: int = 0) -> torch.Generator:
     """A CPU generator seeded from (seed, index): frame k of a resumed job draws what it drew before."""
     g = torch.Generator()
