@@ -144,6 +144,7 @@ def bench_speed(out: list[str]) -> None:
     lay = ENCODER_LAYERS["lite0"]
     steps = {name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
     steps[NO_ACT] = without_activations(steps["lite0 folded, channels-last (default)"])
+    steps[IN_PLACE] = in_place(steps["lite0 folded, channels-last (default)"])
     steps[BF16] = encoder_step(Autocast(folded, torch.bfloat16), [*lay["style"], *lay["content"]])
     step_t = interleaved(steps)
     step_t[COMPILED] = time_steps(compiled(folded), [*lay["style"], *lay["content"]])
@@ -152,6 +153,7 @@ def bench_speed(out: list[str]) -> None:
     step_t.update({f"vgg19 (random weights){k}": t for k, t in interleaved(
         {"": encoder_step(vgg, vl), ", bf16 autocast": encoder_step(Autocast(vgg, torch.bfloat16), vl)},
         rounds=3, warmup=1).items()})
+    act_fwd, act_bwd, whole = activation_profile(steps["lite0 folded, channels-last (default)"])
     base = loss_t["lite0 folded, channels-last (default)"]
     out += ["## Iteration cost at 512×384 (median s)", "",
             "One evaluation of the still pipeline's loss and gradient (encoder, Grams, content, TV; defaults, "
@@ -162,11 +164,31 @@ def bench_speed(out: list[str]) -> None:
             "of each table are timed in turn, round after round (medians of 12).", "",
             "| encoder | s / step | vs lite0 default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
-            ""]
+            "", f"Profile of the default step (torch.profiler, self CPU time, mean of 5 steps): ReLU6 forward "
+            f"{act_fwd:.1f} ms and backward {act_bwd:.1f} ms of {whole:.1f} ms.", ""]
 
 
 BF16 = "the default under bf16 autocast (--precision bf16)"
 COMPILED = "the default under torch.compile (inductor; compiled once first, not counted)"
+
+
+def activation_profile(step, n: int = 5) -> tuple[float, float, float]:
+    """Milliseconds per ``step()`` spent in ReLU6 forward (hardtanh / clamp), in its backward, and in
+    all (torch.profiler's self CPU times, mean over ``n`` steps)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(n):
+            step()
+    fwd = bwd = whole = 0.0
+    for e in prof.key_averages():
+        whole += e.self_cpu_time_total
+        if e.key.startswith("aten::") and "backward" in e.key and "hardtanh" in e.key:
+            bwd += e.self_cpu_time_total
+        elif e.key.startswith("aten::") and ("hardtanh" in e.key or e.key.startswith("aten::clamp")):
+            fwd += e.self_cpu_time_total
+    return fwd / n / 1000, bwd / n / 1000, whole / n / 1000
 
 
 def compiled(model):
@@ -176,6 +198,24 @@ def compiled(model):
     model = copy.deepcopy(model)
     model.forward = torch.compile(model.forward)
     return model
+
+
+IN_PLACE = "the default with its ReLU6 in place (tried 2026-11-26)"
+
+
+def in_place(step):
+    """``step`` with every F.relu6 overwriting its input (the convolution's fresh output)."""
+    import torch.nn.functional as F
+
+    def run():
+        relu6 = F.relu6
+        F.relu6 = lambda x, inplace=False: relu6(x, inplace=True)
+        try:
+            step()
+        finally:
+            F.relu6 = relu6
+
+    return run
 
 
 NO_ACT = "the default without its ReLU6 (wrong values; what fused activations could reach at best)"
