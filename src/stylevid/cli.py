@@ -266,7 +266,7 @@ def image(
 def video(
     input: List[Path] = typer.Argument(..., help="Video(s) to paint (or an animation, or an image sequence: a folder of numbered pictures or frame_%04d.png); with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF; .mov with --codec prores]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .webm: VP9 and Opus, for the web; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF, .webm for a WebM; .mov with --codec prores]."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),
@@ -282,7 +282,7 @@ def video(
     flow: str = typer.Option(V.flow, help="dis, farneback or raft."),
     cut_threshold: float = typer.Option(V.cut_threshold, help="Reliable fraction under which a frame starts a new shot."),
     crf: int = typer.Option(V.crf, help="H.264 quality (0-51, lower is better)."),
-    codec: str = typer.Option(V.codec, help="h264 (plays everywhere) or prores (ProRes 422 HQ, 10-bit, in .mov or .mkv: for editing)."),
+    codec: str = typer.Option(V.codec, help="h264 (plays everywhere), prores (ProRes 422 HQ, 10-bit, in .mov or .mkv: for editing) or vp9 (.webm, .mkv or .mp4; a .webm is always VP9)."),
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
     fps: float = typer.Option(V.fps, help="Frame rate of an image-sequence input."),
     audio: Optional[Path] = typer.Option(V.audio, help="Sound file (or a video's sound) that replaces the input's audio, from --start on, cut where the frames end: an image sequence's soundtrack."),
@@ -356,7 +356,7 @@ D = C.DreamConfig()
 @app.command()
 def dream(
     input: Path = typer.Argument(..., help="Photo, video (an animation or an image sequence too), or equirectangular 360 photo to dream on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.gif or .webp too, for a video or a zoom; DIR/frame_%04d.png: numbered pictures) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.webm, .gif or .webp too, for a video or a zoom; DIR/frame_%04d.png: numbered pictures) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
     layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
     guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),
@@ -373,7 +373,7 @@ def dream(
     duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
     crf: int = typer.Option(V.crf, help="Video or zoom: H.264 quality (0-51, lower is better)."),
-    codec: str = typer.Option(V.codec, help="Video or zoom: h264 or prores (ProRes 422 HQ in .mov or .mkv)."),
+    codec: str = typer.Option(V.codec, help="Video or zoom: h264, prores (ProRes 422 HQ in .mov or .mkv) or vp9 (.webm)."),
     restart: bool = typer.Option(False, help="Video or zoom: discard finished frames of an earlier run."),
     keep_work: bool = typer.Option(False, help="Video or zoom: keep the work folder after success."),
     zoom_frames: int = typer.Option(D.zoom_frames, help="Photo: make a zoom video of this many frames, each the last one magnified and dreamed again (0: a photo)."),

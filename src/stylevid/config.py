@@ -113,7 +113,7 @@ class VideoConfig:
     start: float = 0.0                  # seconds
     duration: float | None = None       # seconds; None = to the end
     crf: int = 18                       # H.264 quality (ProRes ignores it)
-    codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing)
+    codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing) | vp9 (WebM)
     preview: bool = False
     fps: float = 24.0                   # frame rate of an image-sequence input (a folder or frame_%04d.png)
     audio: str | None = None            # a sound file that replaces the input's audio (a render's soundtrack)
@@ -167,7 +167,7 @@ class PanoramaConfig:
 PROJECTIONS = ("auto", "equirect", "flat")
 STEREO_LAYOUTS = ("top-bottom", "left-right")
 STEREO_MODES = ("auto", "none", *STEREO_LAYOUTS)
-VIDEO_CODECS = ("h264", "prores")
+VIDEO_CODECS = ("h264", "prores", "vp9")
 
 
 @dataclass(frozen=True)

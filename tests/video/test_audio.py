@@ -84,6 +84,11 @@ def test_pcm_goes_into_an_mp4_as_aac_and_as_it_is_into_a_mov(media, tmp_path):
     assert np.argmax(spectrum) * 22050 / 16384 == pytest.approx(330, abs=3)
     w = assemble(media["silent"], frames_of(10), tmp_path / "o.mov", audio=media["wav"])
     assert w.audio == ("copy",) and probe(tmp_path / "o.mov").audio[0].codec == "pcm_s16le"
+    # A WebM takes Opus (resampled to 48 kHz), cut with the frames likewise.
+    w = assemble(media["silent"], frames_of(10), tmp_path / "o.webm", audio=media["wav"])
+    assert w.audio == ("opus",)
+    with av.open(str(tmp_path / "o.webm")) as c:
+        assert sum(f.samples for f in c.decode(audio=0)) / 48000 == pytest.approx(1.0, abs=0.05)
     # The input's own PCM likewise (a camera's .mov).
     cam = make_clip(tmp_path / "cam.mov", moving_square(5, 32, 48), fps=10, audio=0.5, audio_codec="pcm_s16le")
     assert assemble(cam, frames_of(5), tmp_path / "cam.mp4").audio == ("aac",)

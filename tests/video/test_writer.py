@@ -363,8 +363,45 @@ def test_prores_for_editing(clips, tmp_path):
     assert probe(assemble(src, lambda i: odd[i], tmp_path / "o.mkv", codec="prores").path).pix_fmt.startswith("yuv444p")   # 4444
     with pytest.raises(BadInput, match="ProRes goes in a .mov or .mkv file, not .mp4"):
         check_codec(tmp_path / "p.mp4", "prores")
-    with pytest.raises(BadInput, match="--codec 'vp9'"):
-        check_codec(tmp_path / "p.mkv", "vp9")
+    with pytest.raises(BadInput, match="--codec 'av1'"):
+        check_codec(tmp_path / "p.mkv", "av1")
+
+
+def test_webm_for_the_web(clips, tmp_path):
+    """-o x.webm: VP9 (any size, 4:2:0), every frame at its time, audio as Opus (WebM holds Opus and
+    Vorbis only: AAC is re-encoded, said once), chapters kept, subtitles other than WebVTT named."""
+    from stylevid.video.writer import check_codec, video_suffix
+
+    src = clips["vfr"]                                  # AAC, mov_text subtitles, VFR, rotation 90
+    frames = stylize(src)
+    events = []
+    w = assemble(src, lambda i: frames[i], tmp_path / "w.webm", on_event=events.append)
+    assert (w.codec, w.audio, w.subtitles) == ("libvpx-vp9", ("opus",), 0)
+    said = " ".join(warnings(events))
+    assert "WebM cannot hold audio stream" in said and "re-encoded to Opus" in said and "mov_text" in said
+    info = probe(w.path)
+    assert info.codec == "vp9" and [a.codec for a in info.audio] == ["opus"]
+    assert video_times(w.path) == video_times(src)      # VFR kept (Matroska counts in ms: so does the clip)
+    back = [f.image for f in read_frames(w.path)]
+    assert len(back) == len(frames) and np.abs(back[5].astype(float) - frames[5]).mean() < 6
+    with av.open(str(w.path)) as c:
+        assert c.format.name.startswith("matroska,webm")
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert samples / 48000 == pytest.approx(1.2, abs=0.05)            # the clip's 1.2 s of sound, at 48 kHz
+    # An odd size stays exact; a zoom writes WebM too.
+    odd = [f[:, :-1] for f in frames]
+    w = assemble(src, lambda i: odd[i], tmp_path / "o.webm")
+    assert (w.width, w.height, probe(w.path).pix_fmt) == (odd[0].shape[1], odd[0].shape[0], "yuv420p")
+    assert write_frames(lambda i: frames[i], 4, tmp_path / "z.webm", fps=8).codec == "libvpx-vp9"
+    # Which codec goes where, and the default names.
+    check_codec(tmp_path / "a.webm", "h264")             # the default: a WebM gets VP9
+    check_codec(tmp_path / "a.mkv", "vp9")
+    with pytest.raises(BadInput, match="VP9 goes in a .webm, .mkv or .mp4 file, not .mov"):
+        check_codec(tmp_path / "a.mov", "vp9")
+    with pytest.raises(BadInput, match="ProRes goes in a .mov or .mkv file, not .webm"):
+        check_codec(tmp_path / "a.webm", "prores")
+    assert (video_suffix("vp9"), video_suffix("h264", "clip.webm"), video_suffix("h264", "clip.mkv")) == \
+        (".webm", ".webm", ".mp4")
 
 
 def covered(path, ext: str):
@@ -418,6 +455,11 @@ def test_cover_art_is_kept(tmp_path, ext):
         assert w.frames == 3 and warnings(events) == []
         assert cover_of(w.path) == jpeg                            # the same bytes, whatever the window
         assert len(list(read_frames(w.path))) == 3
+    # WebM holds no attachment and no picture stream: the cover is named as not copied.
+    events = []
+    w = assemble(src, lambda i: frames[i], tmp_path / "o.webm", on_event=events.append)
+    assert w.frames == 4 and cover_of(w.path) is None
+    assert any("not copied" in t and "cover art" in t for t in warnings(events))
 
 
 def test_the_same_frames_encode_to_the_same_bytes(clips, tmp_path):

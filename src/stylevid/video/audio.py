@@ -25,13 +25,15 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 
 
 def fmt_name(container) -> str:
-    return container.format.name.split(",")[0].upper()
+    name = container.format.name.split(",")[0]
+    return "WebM" if name == "webm" else name.upper()
 
 
 def add_audio(out, a, out_path: Path, on_event: Sink):
     """An output stream for input audio stream ``a``: ``(stream, "copy")`` when ``out`` takes its
-    packets unchanged, ``(stream, "aac")`` when they must be re-encoded (see :class:`Reencoder`),
-    ``(None, "dropped")`` when neither is possible (each but the first said in a warning)."""
+    packets unchanged, ``(stream, "aac")`` (``"opus"`` in a WebM, which holds Opus and Vorbis only)
+    when they must be re-encoded (see :class:`Reencoder`), ``(None, "dropped")`` when neither is
+    possible (each but the first said in a warning)."""
     if a.codec_context is None:   # a codec FFmpeg does not know: neither copied nor decodable
         warn(on_event, f"{out_path}: audio stream {a.index} has an unknown codec; dropped")
         return None, "dropped"
@@ -46,7 +48,10 @@ def add_audio(out, a, out_path: Path, on_event: Sink):
         try:
             # The default layout for the channel count: "1 channels" (unknown order) is refused.
             layout = _LAYOUTS.get(a.codec_context.layout.nb_channels, "stereo")
-            oa, mode = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000, layout=layout), "aac"
+            if out.format.name == "webm":    # Opus takes 48 kHz (PyAV resamples the decoded frames)
+                oa, mode = out.add_stream("libopus", rate=48000, layout=layout), "opus"
+            else:
+                oa, mode = out.add_stream("aac", rate=a.codec_context.sample_rate or 48000, layout=layout), "aac"
         except AV_ERRORS + (TypeError,) as e:
             warn(on_event, f"{out_path}: audio stream {a.index} ({name}) dropped: cannot re-encode it ({reason(e)})")
             return None, "dropped"
@@ -55,14 +60,14 @@ def add_audio(out, a, out_path: Path, on_event: Sink):
                            f"in an MP4 (.mov or .mkv keep it as it is)")
         else:
             warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold audio stream {a.index} ({name}); re-encoded "
-                           f"to AAC")
+                           f"to {'Opus' if mode == 'opus' else 'AAC'}")
     if a.language:
         oa.metadata["language"] = a.language
     return oa, mode
 
 
 class Reencoder:
-    """Decode the packets of audio stream ``a`` and encode them to AAC in ``oa``.
+    """Decode the packets of audio stream ``a`` and encode them again in ``oa`` (AAC or Opus).
 
     Timestamps count samples from the first frame kept, which sits at its own time minus ``shift``
     seconds (never before 0)."""
@@ -148,7 +153,7 @@ class Soundtrack:
             self.modes.append(mode)
             if mode == "copy":
                 self.copy[a.index] = oa
-            elif mode == "aac":
+            elif oa is not None:      # re-encoded (AAC, or Opus in a WebM)
                 self.reencode[a.index] = Reencoder(a, oa, out, -self.to_out, self.path)
             if oa is not None:
                 kept.append(a)
