@@ -292,7 +292,7 @@ def test_heic_photos_are_read(tmp_path):
 
 
 def test_animations_are_counted_and_read_composed_with_their_durations(tmp_path):
-    from stylevid.images import animation, frame_count
+    from stylevid.images import animation, frame_count, is_animated, is_animated_webp
 
     frames = [np.full((H, W, 3), 40 * k, np.uint8) for k in range(4)]
     frames[2][: H // 2] = 250                       # a frame that differs from the one before in half
@@ -300,7 +300,7 @@ def test_animations_are_counted_and_read_composed_with_their_durations(tmp_path)
     for ext in ("gif", "webp", "png"):               # png: APNG
         p = tmp_path / f"a.{ext}"
         pics[0].save(p, save_all=True, append_images=pics[1:], duration=[50, 100, 30, 70], loop=0)
-        assert frame_count(p) == 4
+        assert frame_count(p) == 4 and is_animated(p) and is_animated_webp(p) == (ext == "webp")
         got = list(animation(p))
         assert [d for _, d in got] == [50, 100, 30, 70]
         for (a, _), f in zip(got, frames):        # whole pictures (WebP and GIF store changed parts only)
@@ -308,6 +308,7 @@ def test_animations_are_counted_and_read_composed_with_their_durations(tmp_path)
     still = tmp_path / "still.gif"
     pics[0].save(still)
     assert frame_count(still) == 1 and frame_count(tmp_path / "missing.gif") == 1
+    assert not is_animated(still) and not is_animated(tmp_path / "missing.gif")
     mpo = tmp_path / "pair.mpo"                      # two views of one moment, not an animation
     pics[0].save(mpo, save_all=True, append_images=[pics[1]])
-    assert frame_count(mpo) == 1
+    assert frame_count(mpo) == 1 and not is_animated(mpo)

@@ -146,6 +146,26 @@ def frame_count(path: str | Path) -> int:
     return 1
 
 
+def is_animated(path: str | Path) -> bool:
+    """Whether ``path`` is an animated GIF, WebP or PNG (APNG), known without counting its pictures
+    (Pillow looks for a second one only; counting a GIF's reads it all)."""
+    try:
+        with _open(Path(path)) as im:
+            return im.format in ("GIF", "WEBP", "PNG") and bool(getattr(im, "is_animated", False))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False                        # load_image says what is wrong with it
+
+
+def is_animated_webp(path: str | Path) -> bool:
+    """An animated WebP: FFmpeg's WebP decoder reads still pictures only (see :func:`animation`)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and is_animated(path)
+
+
 def animation(path: str | Path):
     """The pictures of an animated GIF, WebP or APNG, each as (uint8 H×W×3 RGB, milliseconds it
     shows), composed as a viewer shows them (Pillow composes partial frames on the canvas; alpha

@@ -56,7 +56,7 @@ from ..errors import BadInput
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import check_input, check_output
 from ..sequence import check_video_input, is_pattern, is_sequence, named_after, stem as sequence_stem
-from ..images import fit_size, frame_count, image_format, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
+from ..images import fit_size, image_format, is_animated, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
@@ -374,7 +374,7 @@ def is_video(path: str | Path) -> bool:
     if ext in VIDEO_EXTENSIONS or is_sequence(p):
         return True
     if ext in Image.registered_extensions():
-        return frame_count(p) > 1       # an animated GIF, WebP or PNG is dreamed frame by frame
+        return is_animated(p)           # an animated GIF, WebP or PNG is dreamed frame by frame
     try:
         from ..video.probe import probe
 

@@ -38,7 +38,7 @@ from ..errors import BadInput, Interrupted, OutputRefused
 from ..events import Event, Progress, Sink, info, null_sink, warn
 from ..files import atomic_write_bytes, atomic_write_text, check_output, clean_stale_temporaries, exclusive
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
-from ..images import animation, frame_count, image_format, load_image, resize, save_image, to_tensor, to_uint8
+from ..images import animation, image_format, is_animated_webp, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
 from ..runtime import StopFlag, interruptible, pick_device
@@ -153,12 +153,6 @@ class WorkFolder:
         while t in self.sums and self.path(t).is_file():
             t += 1
         return t
-
-
-def is_animated_webp(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(12)
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP" and frame_count(path) > 1
 
 
 @contextlib.contextmanager
