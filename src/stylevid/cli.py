@@ -286,6 +286,7 @@ def video(
     preview: bool = typer.Option(V.preview, help="Also write a contact sheet PNG."),
     fps: float = typer.Option(V.fps, help="Frame rate of an image-sequence input."),
     audio: Optional[Path] = typer.Option(V.audio, help="Sound file (or a video's sound) that replaces the input's audio, from --start on, cut where the frames end: an image sequence's soundtrack."),
+    style_morph: bool = typer.Option(V.style_morph, help="With several styles: go from the first (first frame) to the last (last frame), through the others in turn."),
     projection: str = typer.Option(C.PanoramaConfig().projection,
                                    help="auto (spherical metadata or a 2:1 frame → 360), equirect or flat."),
     stereo: str = O_STEREO,
@@ -325,7 +326,7 @@ def video(
 
     vkw = {k: kw.pop(k) for k in ("size", "start", "duration", "first_iterations", "iterations", "reveal_iterations", "edge_band", "temporal_weight", "stereo_weight",
                                   "warm_start", "long_term", "flow", "cut_threshold", "crf", "codec", "preview", "fps",
-                                  "audio")}
+                                  "audio", "style_morph")}
     for k in ("input", "style", "output", "overwrite", "skip_existing", "quiet", "restart", "keep_work", "projection",
               "stereo"):
         kw.pop(k)

@@ -117,6 +117,7 @@ class VideoConfig:
     preview: bool = False
     fps: float = 24.0                   # frame rate of an image-sequence input (a folder or frame_%04d.png)
     audio: str | None = None            # a sound file that replaces the input's audio (a render's soundtrack)
+    style_morph: bool = False           # several styles: the first at the first frame, the last at the last
 
 
 FLOWS = ("dis", "farneback", "raft")

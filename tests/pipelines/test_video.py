@@ -847,3 +847,33 @@ def test_an_animated_gif_is_a_video_with_its_own_timing(tmp_path):
                           VideoConfig(first_iterations=2, iterations=1, reveal_iterations=0), on_event=events.append)
     assert [e.text for e in events if isinstance(e, Message) and e.level == "warning"] == []
     assert [round(f.time, 2) for f in read_frames(out)] == [0.0, 0.1, 0.2, 0.4]
+
+
+def test_morph_weights():
+    assert [V.morph_weights(t, 5, 2) for t in (0, 2, 4)] == [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]]
+    assert V.morph_weights(2, 5, 3) == [0.0, 1.0, 0.0] and V.morph_weights(1, 5, 3) == [0.5, 0.5, 0.0]
+    assert V.morph_weights(0, 1, 2) == [1.0, 0.0]
+
+
+def test_style_morph_goes_from_the_first_style_to_the_last(ref, tmp_path, monkeypatch):
+    """--style-morph with a red and a blue painting: the first frame is painted in the red one's
+    colours, the last in the blue one's, the frames between in turn."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
+        strokes = np.clip(np.array(colour) + rng.normal(0, 40, (48, 48, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(strokes).save(tmp_path / f"{name}.png")
+    clip = make_clip(tmp_path / "sq.mp4", [f // 2 + 64 for f in moving_square(12, 32, 48, shift=1)], fps=10)
+    r = invoke("video", clip, "-s", "red.png", "-s", "blue.png", "--style-morph", "-o", "m.mp4", *FAST_VIDEO[:-1],
+               "--first-iterations", "40", "--iterations", "20")
+    assert r.exit_code == 0, r.stderr
+    redness = [float(f[..., 0].mean() - f[..., 2].mean()) for f in decoded(tmp_path / "m.mp4")]
+    # Measured: 7 at the first frame, -13 at the last (the temporal loss lags a little behind).
+    assert redness[0] > 4 and redness[-1] < -8 and redness[0] - redness[-1] > 15
+    assert redness[-1] < redness[8] < redness[4]
+    # One style, or a fixed blend besides: refused in one line.
+    r = invoke("video", clip, "-s", "red.png", "--style-morph", "-o", "n.mp4", *FAST_VIDEO)
+    assert r.exit_code == 2 and "give two or more" in one_error_line(r.stderr)
+    r = invoke("video", clip, "-s", "red.png", "-s", "blue.png", "--style-morph", "--style-blend", "1,1",
+               "-o", "n.mp4", *FAST_VIDEO)
+    assert r.exit_code == 2 and "drop --style-blend" in one_error_line(r.stderr)

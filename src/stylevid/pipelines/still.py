@@ -102,18 +102,24 @@ class Stylizer:
         self.encoder.check_layers([*self.style_layers, *self.content_layers])
         self.styles = [to_tensor(s, self.device) for s in styles]
         self.blend = list(cfg.style_blend or [1.0] * len(styles))
-        self._grams: dict[tuple, StyleLoss] = {}
+        self._style_grams: dict[int, list] = {}        # long edge → each style's Grams
+        self._grams: dict[tuple, StyleLoss] = {}       # (long edge, blend) → the blended targets
 
     # -- targets -------------------------------------------------------------------------------
     def style_loss_for(self, long_edge: int) -> StyleLoss:
-        """Style targets for an output whose long edge is ``long_edge`` (cached per size)."""
-        key = (long_edge,)
-        if key not in self._grams:
+        """Style targets for an output whose long edge is ``long_edge``: each style's Grams (cached per
+        size), blended by the current :attr:`blend`."""
+        if long_edge not in self._style_grams:
             grams = []
             for s in self.styles:
                 h, w = fit_size(*s.shape[-2:], max(16, round(long_edge * self.cfg.style_scale)))
                 grams.append(self.style_grams(resize(s, (h, w))))
-            blended = StyleLoss.blend_grams(grams, self.blend, self.style_layers)
+            self._style_grams[long_edge] = grams
+        key = (long_edge, tuple(self.blend))
+        if key not in self._grams:
+            if len(self._grams) > 8:          # a morph changes the blend every frame: keep a few
+                self._grams.clear()
+            blended = StyleLoss.blend_grams(self._style_grams[long_edge], self.blend, self.style_layers)
             self._grams[key] = StyleLoss(blended, self.cfg.layer_weights)
         return self._grams[key]
 

@@ -262,11 +262,18 @@ class StylePainter:
     """Paints frames with a Stylizer: cold frames coarse-to-fine, warm frames from the warped
     previous output with the temporal loss."""
 
-    def __init__(self, stylizer: Stylizer, cfg: StyleConfig, vcfg: VideoConfig, wrap_x: bool = False):
+    def __init__(self, stylizer: Stylizer, cfg: StyleConfig, vcfg: VideoConfig, wrap_x: bool = False,
+                 blend_at: Callable[[int], list[float]] | None = None):
         self.stylizer, self.cfg, self.vcfg, self.wrap_x = stylizer, cfg, vcfg, wrap_x
         self.device = stylizer.device
+        self.blend_at = blend_at        # frame t → the styles' weights (a morph), or None: the config's
+
+    def _blend(self, t: int) -> None:
+        if self.blend_at is not None:
+            self.stylizer.blend = self.blend_at(t)
 
     def cold(self, content: np.ndarray, t: int) -> tuple[np.ndarray, int]:
+        self._blend(t)
         out, stats = self.stylizer.stylize(content, seed=self.cfg.seed, index=t, iterations=self.vcfg.first_iterations)
         return out, sum(stats["iterations"])
 
@@ -277,6 +284,7 @@ class StylePainter:
 
     def warm(self, content: np.ndarray, previous: list, t: int,
              first_weight: float | None = None) -> tuple[np.ndarray, int]:
+        self._blend(t)
         c = to_tensor(content, self.device)
         warped, mask = previous[0]
         used = 0
@@ -308,6 +316,14 @@ class StylePainter:
                                             self.vcfg.reveal_iterations, task="revealed regions",
                                             wrap_x=self.wrap_x, index=t)
         return rs(x, (h, w)).clamp(0, 1), used
+
+
+def morph_weights(t: int, n: int, styles: int) -> list[float]:
+    """The styles' weights at frame ``t`` of ``n`` in a morph: the first style alone at the first
+    frame, the last alone at the last, and in between linearly from each style to the next (with
+    three styles, the second alone at the middle frame)."""
+    at = t / (n - 1) * (styles - 1) if n > 1 else 0.0
+    return [max(0.0, 1.0 - abs(at - i)) for i in range(styles)]
 
 
 class StereoPainter:
@@ -418,6 +434,11 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
     # Read the styles, pick the device and load the weights now: a bad one must fail before a work
     # folder is made (the encoder is cached, the stylizer reuses it).
     style_images = [load_image(s, "style image") for s in spaths]
+    if vcfg.style_morph and len(spaths) < 2:
+        raise BadInput(f"--style-morph goes from the first style to the last: give two or more (-s A -s B), "
+                       f"got {len(spaths)}")
+    if vcfg.style_morph and cfg.style_blend is not None:
+        raise BadInput("--style-morph sets the styles' weights frame by frame: drop --style-blend")
     load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
@@ -435,9 +456,14 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             info(on_event, f"{inp.name}: 360 mode (equirectangular: {why}); --projection flat to turn it off")
             make_stylizer, wrap_x = PanoramaStylizer, True
 
+        morph = None
+        if vcfg.style_morph:
+            n = count_frames(src, vcfg.start, vcfg.duration)
+            morph = lambda t: morph_weights(t, n, len(style_images))     # noqa: E731
+
         def make_mono(size: int, sink: Sink) -> StylePainter:
             stylizer = (make_stylizer or Stylizer)(replace(cfg, size=size), style_images, sink)
-            return StylePainter(stylizer, cfg, vcfg, wrap_x)
+            return StylePainter(stylizer, cfg, vcfg, wrap_x, morph)
 
         def make_painter(size: int, sink: Sink):
             if not stereo:
