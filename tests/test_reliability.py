@@ -179,7 +179,7 @@ def test_video_with_frames_too_small_to_paint(d):
 VIDEO_OPTIONS = [["--flow", "xyz"], ["--crf", "99"], ["--size", "-1"], ["--size", "8"], ["--start", "-1"],
                  ["--start", "nan"], ["--duration", "0"], ["--long-term", "2,1"], ["--long-term", "x"],
                  ["--cut-threshold", "1.5"], ["--iterations", "0"], ["--reveal-iterations", "-1"], ["--edge-band", "-1"], ["--edge-band", "nan"], ["--temporal-weight", "-1"], ["--stereo-weight", "-1"], ["--stereo-weight", "nan"],
-                 ["--stereo", "sideways"], ["--codec", "vp9"], ["--codec", "prores"], ["--encoder", "foo"], ["--device", "tpu"], ["--style-blend", "1,2"], ["--start", "99"],
+                 ["--stereo", "sideways"], ["--codec", "av1"], ["--codec", "prores"], ["--encoder", "foo"], ["--device", "tpu"], ["--style-blend", "1,2"], ["--start", "99"],
                  ["--tile-halo", "-32"], ["--precision", "fp64"], ["--precision", "fp16"]]   # fp16: CPU here
 
 
