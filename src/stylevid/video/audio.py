@@ -1,9 +1,9 @@
 """Audio for the output (L2: PyAV and the standard library): a stream copied from its input
-unchanged where the output container takes it, re-encoded to AAC where it does not; and a
-soundtrack from another file (``--audio``) laid under the painted frames.
+unchanged where the output container takes it, re-encoded where it does not (AAC; Opus in a WebM);
+and a soundtrack from another file (``--audio``) laid under the painted frames.
 
-    input or soundtrack audio ── template stream (same bytes) ─────────────┐
-                              └─ decode ─ AAC (the container refuses it) ───┴─ mux, beside the video
+    input or soundtrack audio ── template stream (same bytes) ──────────────────┐
+                              └─ decode ─ AAC or Opus (the container refuses it) ┴─ mux, beside the video
 
 A soundtrack replaces the input's audio. It is cut to the frames' window: the soundtrack's time
 ``start`` (seconds from its beginning) plays with the window's first frame, as when it and the
@@ -38,10 +38,11 @@ def add_audio(out, a, out_path: Path, on_event: Sink):
         warn(on_event, f"{out_path}: audio stream {a.index} has an unknown codec; dropped")
         return None, "dropped"
     name = a.codec_context.codec.canonical_name
+    # Trap: the MP4 muxer takes PCM (as ISO 'ipcm'), but browsers and most players then play the
+    # video silent: an MP4 gets AAC, which plays everywhere.
+    pcm_in_mp4 = name.startswith("pcm_") and out.format.name == "mp4"
     try:
-        # Trap: the MP4 muxer takes PCM (as ISO 'ipcm'), but browsers and most players then play
-        # the video silent: an MP4 gets AAC, which plays everywhere.
-        if name.startswith("pcm_") and out.format.name == "mp4":
+        if pcm_in_mp4:
             raise ValueError(name)
         oa, mode = out.add_stream_from_template(a), "copy"
     except ValueError:
@@ -55,7 +56,7 @@ def add_audio(out, a, out_path: Path, on_event: Sink):
         except AV_ERRORS + (TypeError,) as e:
             warn(on_event, f"{out_path}: audio stream {a.index} ({name}) dropped: cannot re-encode it ({reason(e)})")
             return None, "dropped"
-        if name.startswith("pcm_") and out.format.name == "mp4":
+        if pcm_in_mp4:
             warn(on_event, f"{out_path}: audio stream {a.index} ({name}) re-encoded to AAC: few players play PCM "
                            f"in an MP4 (.mov or .mkv keep it as it is)")
         else:

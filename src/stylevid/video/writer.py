@@ -183,7 +183,7 @@ def assemble(
     if fmt in ANIMATED:
         return _assemble_animation(input_path, get_frame, out_path, fmt, meta, start, duration, size, expected,
                                    as_shown, on_event, check or _no_check)
-    vcodec = video_encoder(codec_for(out_path, codec or "h264") if fmt == "webm" else codec, on_event)
+    vcodec = _encoder_for(out_path, fmt, codec, on_event)
     if as_shown and turns(meta.rotation):
         get_frame = (lambda get: lambda i: to_coded(_image(get, i, out_path), meta.rotation))(get_frame)
 
@@ -251,7 +251,7 @@ def write_frames(
         first = _image(get_frame, 0, out_path)
         return _animation(out_path, fmt, lambda i: _image(get_frame, i, out_path), first.shape[1],
                           first.shape[0], times, Fraction(count, fps), on_event, check or _no_check, 0)
-    vcodec = video_encoder(codec_for(out_path, codec or "h264") if fmt == "webm" else codec, on_event)
+    vcodec = _encoder_for(out_path, fmt, codec, on_event)
     first = _image(get_frame, 0, out_path)
     height, width = first.shape[:2]
     pix_fmt = pixel_format(vcodec, width, height)
@@ -287,6 +287,11 @@ def write_frames(
             _failed(e, out, out_path, [])
         _verify(tmp, fmt, count, out_path)
     return Written(out_path, count, width, height, vcodec, tuple(sound.modes) if sound else (), 0)
+
+
+def _encoder_for(out_path: Path, fmt: str, codec: str | None, on_event: Sink) -> str:
+    """FFmpeg's video encoder for an output: a WebM's is VP9 whatever the (default) --codec says."""
+    return video_encoder(codec_for(out_path, codec or "h264") if fmt == "webm" else codec, on_event)
 
 
 def check_audio(audio, out_path) -> None:
