@@ -1,6 +1,6 @@
 """Benchmarks behind the README's numbers. Run by hand:
 ``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,
-stereo_detect,zoom,text,panorama,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
+stereo_detect,zoom,text,panorama,x264,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
 CPU, scale8k ~25 min).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
@@ -34,6 +34,7 @@ appended to it).
           perplexity, tokens/s trained and generated, longest verbatim run).
 - panorama: scripts/bench_panorama.py in a subprocess (360 vs flat at 1024×512: seam ratio, pole vs
           horizon Gram distances; seconds per 2048×1024 panorama). Its 3840×1920 memory row is `scale`.
+- x264:   distinct files from 20 encodes of the same frames, per x264 CPU level (AVX-512 / AVX2 / C).
 - video:  a real clip at 640×360: seconds per warm frame, iterations per warm vs cold frame,
           warping error of the output vs the per-frame independent baseline and vs the input's own.
 """
@@ -852,10 +853,49 @@ def bench_panorama(out: list[str]) -> None:
     print(f"panorama: {r.stdout[-200:]}", file=sys.stderr, flush=True)
 
 
+def bench_x264(out: list[str], runs: int = 20, sizes=((320, 180), (640, 360))) -> None:
+    """Does libx264 write the same file twice from the same frames? ``runs`` encodes of 8 frames per
+    size and CPU level (the heap stirred between them, as in a long job), counting distinct files:
+    the reason stylevid holds x264 to AVX2 on AVX-512 CPUs (video/writer.py ``_x264_params``)."""
+    import hashlib
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    from stylevid.video.writer import _to_frame
+
+    rows = []
+    for w, h in sizes:
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[:h, :w]
+        pics = [np.clip(np.stack([(x * 2 + k * 9) % 256, (y * 3 + k * 5) % 256, (x + y + k) % 256], -1)
+                        + rng.integers(-30, 30, (h, w, 3)), 0, 255).astype(np.uint8) for k in range(8)]
+        for level in ("auto (AVX-512 where present)", "asm=AVX2", "asm=0 (C)"):
+            params = {"asm=AVX2": "asm=AVX2", "asm=0 (C)": "asm=0"}.get(level)
+            files, stir, t = set(), [], time.perf_counter()
+            for _ in range(runs):
+                stir.append(rng.bytes(int(rng.integers(1_000, 3_000_000))))
+                cc = av.CodecContext.create("libx264", "w")
+                cc.width, cc.height, cc.pix_fmt = w, h, "yuv420p"
+                cc.time_base, cc.framerate = Fraction(1, 10), Fraction(10)
+                cc.options = {"crf": "18", **({"x264-params": params} if params else {})}
+                data = b""
+                for k, p in enumerate(pics):
+                    f = _to_frame(p, w, h, "yuv420p")
+                    f.pts = k
+                    data += b"".join(bytes(q) for q in cc.encode(f))
+                data += b"".join(bytes(q) for q in cc.encode(None))
+                files.add(hashlib.sha256(data).hexdigest())
+            rows.append(f"| {w}×{h} | {level} | {len(files)} | {(time.perf_counter() - t) / runs:.3f} |")
+    out += [f"## libx264: distinct files from {runs} encodes of the same 8 frames", "",
+            "| size | x264 CPU level | distinct files | s / encode |", "|---|---|---|---|", *rows, ""]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,shake,tiles1080,stereo,"
-                                      "stereo_detect,zoom,text,panorama")
+                                      "stereo_detect,zoom,text,panorama,x264")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -866,7 +906,7 @@ def main() -> None:
                 "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames),
                 "pan": bench_pan, "shake": bench_shake, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
                 "stereo_detect": bench_stereo_detect, "zoom": bench_zoom,
-                "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080}
+                "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080, "x264": bench_x264}
     which = a.only.split(",")
     unknown = [w for w in which if w not in sections]
     if unknown:

@@ -311,8 +311,8 @@ def _soundtrack(audio, start: float, on_event: Sink):
 def _x264_params() -> dict[str, str]:
     """Trap: libx264's AVX-512 code writes different bytes from one run to the next for the same
     frames (it reads memory it never set: which bytes depends on the heap). Measured on a Xeon with
-    AVX-512: 20 encodes of the same 8 frames at 320×180 gave 12 different files, its AVX2 code one
-    (and as fast). A resumed video was then not the same file as an uninterrupted one. Where the CPU
+    AVX-512: 20 encodes of the same 8 frames at 320×180 gave 5 to 12 different files, its AVX2 code
+    one, and a little faster (``scripts/bench.py --only x264``). A resumed video was then not the same file as an uninterrupted one. Where the CPU
     has AVX-512, x264 is held to AVX2 (x264 would run AVX2 code on a CPU without it: never asked there)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as cpu
