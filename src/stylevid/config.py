@@ -112,7 +112,7 @@ class VideoConfig:
     cut_threshold: float = 0.35         # reliable fraction below this: a new shot
     start: float = 0.0                  # seconds
     duration: float | None = None       # seconds; None = to the end
-    crf: int = 18                       # H.264 quality (ProRes ignores it)
+    crf: int = 18                       # quality on H.264's 0-51 scale (VP9: scaled to its 0-63; ProRes ignores it)
     codec: str = "h264"                 # h264 (plays everywhere) | prores (ProRes 422 HQ, 10-bit: for editing) | vp9 (WebM)
     preview: bool = False
     fps: float = 24.0                   # frame rate of an image-sequence input (a folder or frame_%04d.png)

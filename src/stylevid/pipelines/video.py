@@ -578,7 +578,7 @@ def check_audio_output(audio, out: Path) -> Path:
     """``--audio FILE`` for output ``out``: a file holding sound, and an output that can carry it (a
     video file, not numbered pictures, a GIF or a WebP). Checked before any frame is painted."""
     if sequence.is_pattern(out):
-        raise BadInput(f"--audio {audio}: numbered pictures hold no sound; write a video (.mp4, .mov, .mkv)")
+        raise BadInput(f"--audio {audio}: numbered pictures hold no sound; write a video (.mp4, .mov, .mkv, .webm)")
     check_audio(audio, out)
     return Path(audio)
 

@@ -299,7 +299,7 @@ def check_audio(audio, out_path) -> None:
     before any frame is painted."""
     fmt = output_format(Path(out_path))
     if fmt in ANIMATED:
-        raise BadInput(f"--audio {audio}: a {ANIMATED_NAMES[fmt]} holds no sound; write .mp4, .mov or .mkv")
+        raise BadInput(f"--audio {audio}: a {ANIMATED_NAMES[fmt]} holds no sound; write .mp4, .mov, .mkv or .webm")
     check_soundtrack(audio)
 
 
