@@ -118,10 +118,6 @@ def encoder_step(model, layers, size=(384, 512)):
     return step
 
 
-def time_steps(model, layers, size=(384, 512), n=8) -> float:
-    return median_seconds(encoder_step(model, layers, size), n)
-
-
 def bench_speed(out: list[str]) -> None:
     from stylevid.config import ENCODER_LAYERS
     from stylevid.encoders import load_encoder
@@ -132,7 +128,9 @@ def bench_speed(out: list[str]) -> None:
     plain, folded = load_encoder("lite0", folded=False), load_encoder("lite0")
     lite = {"lite0 plain (batch norm), NCHW": in_layout(plain, nchw), "lite0 folded, NCHW": in_layout(folded, nchw),
             "lite0 folded, channels-last (default)": folded}
-    loss_t = interleaved({name: objective_step(enc) for name, enc in lite.items()})
+    objectives = {name: objective_step(enc) for name, enc in lite.items()}
+    objectives[SEPARATE] = separate_relu6(objectives["lite0 folded, channels-last (default)"])
+    loss_t = interleaved(objectives)
     # The heap settings act per process: fresh processes with and without them, in turn, 5 each.
     fresh: dict[str, list[float]] = {"keep": [], "glibc": []}
     for _ in range(5):
@@ -144,17 +142,18 @@ def bench_speed(out: list[str]) -> None:
     loss_t["the same with glibc's own heap settings (no keep_freed_memory)"] = sorted(fresh["glibc"])[2]
     lay = ENCODER_LAYERS["lite0"]
     steps = {name: encoder_step(enc, [*lay["style"], *lay["content"]]) for name, enc in lite.items()}
+    steps[SEPARATE] = separate_relu6(steps["lite0 folded, channels-last (default)"])
     steps[NO_ACT] = without_activations(steps["lite0 folded, channels-last (default)"])
-    steps[IN_PLACE] = in_place(steps["lite0 folded, channels-last (default)"])
     steps[BF16] = encoder_step(Autocast(folded, torch.bfloat16), [*lay["style"], *lay["content"]])
     step_t = interleaved(steps)
-    step_t[COMPILED] = time_steps(compiled(folded), [*lay["style"], *lay["content"]])
+    step_t[COMPILED] = median_seconds(separate_relu6(encoder_step(compiled(folded), [*lay["style"], *lay["content"]])))
     v = ENCODER_LAYERS["vgg19"]
     vgg, vl = VGG("vgg19").freeze(), [*v["style"], *v["content"]]
     step_t.update({f"vgg19 (random weights){k}": t for k, t in interleaved(
         {"": encoder_step(vgg, vl), ", bf16 autocast": encoder_step(Autocast(vgg, torch.bfloat16), vl)},
         rounds=3, warmup=1).items()})
     act_fwd, act_bwd, whole = activation_profile(steps["lite0 folded, channels-last (default)"])
+    sep_fwd, sep_bwd, sep_whole = activation_profile(steps[SEPARATE])
     base = loss_t["lite0 folded, channels-last (default)"]
     out += ["## Iteration cost at 512×384 (median s)", "",
             "One evaluation of the still pipeline's loss and gradient (encoder, Grams, content, TV; defaults, "
@@ -166,7 +165,8 @@ def bench_speed(out: list[str]) -> None:
             "| encoder | s / step | vs lite0 default |", "|---|---|---|",
             *[f"| {k} | {t:.3f} | {t / step_t['lite0 folded, channels-last (default)']:.2f}x |" for k, t in step_t.items()],
             "", f"Profile of the default step (torch.profiler, self CPU time, mean of 5 steps): ReLU6 forward "
-            f"{act_fwd:.1f} ms and backward {act_bwd:.1f} ms of {whole:.1f} ms.", ""]
+            f"{act_fwd:.1f} ms and backward {act_bwd:.1f} ms of {whole:.1f} ms; with separate ReLU6: forward "
+            f"{sep_fwd:.1f} ms and backward {sep_bwd:.1f} ms of {sep_whole:.1f} ms.", ""]
 
 
 BF16 = "the default under bf16 autocast (--precision bf16)"
@@ -201,36 +201,38 @@ def compiled(model):
     return model
 
 
-IN_PLACE = "the default with its ReLU6 in place (tried 2026-11-26)"
+SEPARATE = "the default with convolution and ReLU6 as separate ops (the default before 2026-11-26)"
 
 
-def in_place(step):
-    """``step`` with every F.relu6 overwriting its input (the convolution's fresh output)."""
-    import torch.nn.functional as F
+def separate_relu6(step):
+    """``step`` with lite0's ReLU6 run after each convolution rather than inside it (oneDNN post-op)."""
+    from stylevid.encoders import lite0
 
     def run():
-        relu6 = F.relu6
-        F.relu6 = lambda x, inplace=False: relu6(x, inplace=True)
+        lite0.FUSE_RELU6 = False
         try:
             step()
         finally:
-            F.relu6 = relu6
+            lite0.FUSE_RELU6 = True
 
     return run
 
 
-NO_ACT = "the default without its ReLU6 (wrong values; what fused activations could reach at best)"
+NO_ACT = "separate ops without the ReLU6 (wrong values; the convolutions and adds alone)"
 
 
 def without_activations(step):
-    """``step`` with F.relu6 an identity while it runs: the convolutions, adds and copies alone.
-    lite0 calls torch's F.relu6, so the patch is on torch itself and undone after each call."""
+    """``step`` with F.relu6 an identity while it runs and the fused path off: the convolutions,
+    adds and copies alone. lite0 calls torch's F.relu6, so the patch is on torch itself and undone
+    after each call."""
     import torch.nn.functional as F
+
+    separate = separate_relu6(step)
 
     def run():
         relu6, F.relu6 = F.relu6, (lambda x, inplace=False: x)
         try:
-            step()
+            separate()
         finally:
             F.relu6 = relu6
 

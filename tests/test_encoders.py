@@ -358,3 +358,55 @@ def test_strided_depthwise_same_padding_without_a_padded_copy(k, h, w):
     y.backward(g)
     ref.backward(g)
     assert torch.allclose(x.grad, x2.grad, atol=1e-5)
+
+
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_fused_convolution_and_relu6_match_the_separate_ops(layout, monkeypatch):
+    """lite0's convolutions with ReLU6 done inside oneDNN (the default on CPU) give the features
+    and the input gradient of the separate convolution and clamp, for odd and even sizes and
+    both memory layouts (channels-last: the same bits up to block10; oneDNN may pick another
+    algorithm for a layer, hence a float tolerance); the switch really changes the path taken."""
+    import copy
+
+    from stylevid.encoders import lite0
+
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN in this torch build")
+    enc = copy.deepcopy(load_encoder("lite0"))
+    enc.memory_format = layout
+    enc.to(memory_format=layout)
+    layers = ["stem", "block1", "block4", "block10", "head"]
+    calls = []
+    apply = lite0.ConvReLU6.apply
+    monkeypatch.setattr(lite0.ConvReLU6, "apply", lambda *a: calls.append(1) or apply(*a))
+
+    def run(fused, size):
+        monkeypatch.setattr(lite0, "FUSE_RELU6", fused)
+        torch.manual_seed(0)
+        x = torch.rand(1, 3, *size, requires_grad=True)
+        feats = enc(x, layers)
+        sum(f.square().mean() for f in feats.values()).backward()
+        return feats, x.grad
+
+    for size in [(48, 64), (37, 53)]:
+        calls.clear()
+        (fa, ga), n = run(True, size), len(calls)
+        (fb, gb), m = run(False, size), len(calls) - n
+        assert n == 1 + 2 * 16 - 1 + 1 and m == 0       # stem, two per block but the first, head
+        for k in layers:
+            assert fa[k].shape == fb[k].shape
+            assert (fa[k] - fb[k]).norm() / fb[k].norm() < 1e-5, k    # 0 to 1.3e-6 measured
+        assert (ga - gb).norm() / gb.norm() < 1e-4
+
+
+def test_fused_path_is_left_for_autocast_and_float64(monkeypatch):
+    from stylevid.encoders import lite0
+
+    monkeypatch.setattr(lite0, "FUSE_RELU6", True)
+    x = torch.rand(1, 3, 8, 8)
+    assert lite0._fusable(x) == torch.backends.mkldnn.is_available()
+    assert not lite0._fusable(x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not lite0._fusable(x)
+    monkeypatch.setattr(lite0, "FUSE_RELU6", False)
+    assert not lite0._fusable(x)

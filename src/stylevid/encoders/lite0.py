@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .base import Encoder, LayerInfo, Normalize
 
@@ -27,26 +28,83 @@ def same_pad(n: int, k: int, s: int) -> int:
     return max((math.ceil(n / s) - 1) * s + k - n, 0)
 
 
+# Convolution and ReLU6 as one oneDNN primitive where it can run (CPU, float32, no autocast); the
+# benchmark switches it off to time the separate ops beside it.
+FUSE_RELU6 = True
+
+
+def _fusable(x: Tensor) -> bool:
+    return (FUSE_RELU6 and x.device.type == "cpu" and x.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
+            and torch.backends.mkldnn.enabled)
+
+
+class ConvReLU6(torch.autograd.Function):
+    """``relu6(conv2d(x, w, b))`` with the clamp done inside oneDNN's convolution (a post-op), so
+    the convolution's output is not read and written again; same values to the bit. Backward:
+    the clamp's mask from the output (0 < y < 6 exactly where 0 < conv < 6), then the convolution's
+    input gradient alone (the encoder is frozen: no weight or bias gradients)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor, b: Tensor | None, stride: list[int], padding: list[int],
+                groups: int) -> Tensor:
+        y = torch.ops.mkldnn._convolution_pointwise(x, w, b, padding, stride, [1, 1], groups,
+                                                    "hardtanh", [0.0, 6.0], None)
+        ctx.save_for_backward(x, w, y)
+        ctx.conv = (stride, padding, groups)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g: Tensor):
+        x, w, y = ctx.saved_tensors
+        stride, padding, groups = ctx.conv
+        if not ctx.needs_input_grad[0]:
+            return None, None, None, None, None, None
+        g = torch.ops.aten.hardtanh_backward(g, y, 0.0, 6.0)
+        gx = torch.ops.aten.convolution_backward(g, x, w, None, stride, padding, [1, 1], False, [0, 0],
+                                                 groups, [True, False, False])[0]
+        return gx, None, None, None, None, None
+
+
 class SameConv(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding: out = ceil(in / stride), extra pixel bottom/right."""
 
     def forward(self, x: Tensor) -> Tensor:
+        x, w, s, p = self._same(x)
+        return F.conv2d(x, w, self.bias, s, p, 1, self.groups)
+
+    def relu6(self, x: Tensor) -> Tensor:
+        """``relu6(self(x))``, fused into the convolution where oneDNN can (see ``ConvReLU6``)."""
+        x, w, s, p = self._same(x)
+        if _fusable(x):
+            return ConvReLU6.apply(x, w, self.bias, [s, s], [p[0], p[1]], self.groups)
+        return F.relu6(F.conv2d(x, w, self.bias, s, p, 1, self.groups))
+
+    def _same(self, x: Tensor) -> tuple[Tensor, Tensor, int, tuple[int, int]]:
+        """The input, weight, stride and symmetric padding that give "same" padding."""
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:
-            return F.conv2d(x, self.weight, self.bias, 1, (k - 1) // 2, 1, self.groups)
+            return x, self.weight, 1, ((k - 1) // 2, (k - 1) // 2)
         ph, pw = same_pad(x.shape[-2], k, s), same_pad(x.shape[-1], k, s)
         if self.groups == 1:
             # The stem (3 channels in): an explicit pad is the faster way here (forward+backward
             # at 512x384: 7.2 ms, vs 11.8 ms with the larger-kernel form below).
-            x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-            return F.conv2d(x, self.weight, self.bias, s, 0, 1, self.groups)
+            return F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]), self.weight, s, (0, 0)
         # Strided depthwise: no padded copy of the input (F.pad costs a copy forward and a zero
         # fill + copy backward, and oneDNN's strided depthwise backward is slow on the padded
         # odd-sized input: block1 at 512x384 takes 14.0 ms that way, 7.7 ms this way). An odd
         # total pad puts its extra pixel bottom/right; the same sum is a kernel one larger with a
         # zero first row/column under symmetric padding.
         w = F.pad(self.weight, [pw % 2, 0, ph % 2, 0])
-        return F.conv2d(x, w, self.bias, s, ((ph + 1) // 2, (pw + 1) // 2), 1, self.groups)
+        return x, w, s, ((ph + 1) // 2, (pw + 1) // 2)
+
+
+def _conv_relu6(conv: SameConv, bn: nn.Module, x: Tensor) -> Tensor:
+    """Convolution, batch norm, ReLU6; one fused op once the batch norm is folded (``fold``)."""
+    if isinstance(bn, nn.Identity):
+        return conv.relu6(x)
+    return F.relu6(bn(conv(x)))
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -69,8 +127,8 @@ class MBConv(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = x
         if hasattr(self, "_expand_conv"):
-            h = F.relu6(self._bn0(self._expand_conv(h)))
-        h = F.relu6(self._bn1(self._depthwise_conv(h)))
+            h = _conv_relu6(self._expand_conv, self._bn0, h)
+        h = _conv_relu6(self._depthwise_conv, self._bn1, h)
         h = self._bn2(self._project_conv(h))
         return h + x if self.skip else h
 
@@ -108,7 +166,7 @@ class Lite0(Encoder):
 
     def _run(self, x: Tensor, wanted: set[str]) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
-        h = F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+        h = _conv_relu6(self._conv_stem, self._bn0, self.normalize(x))
         if "stem" in wanted:
             out["stem"] = h
         for i, block in enumerate(self._blocks):
@@ -118,7 +176,7 @@ class Lite0(Encoder):
             if f"block{i}" in wanted:
                 out[f"block{i}"] = h
         if "head" in wanted:
-            out["head"] = F.relu6(self._bn1(self._conv_head(h)))
+            out["head"] = _conv_relu6(self._conv_head, self._bn1, h)
         return out
 
     def classify(self, x: Tensor) -> Tensor:
