@@ -551,6 +551,75 @@ def bench_video(out: list[str], frames: int) -> None:
             f"the cold first frame: {t_meta['cold_seconds'][0] if t_meta['cold_seconds'] else 0:.1f} s.", ""]
 
 
+def bench_warm(out: list[str], frames: int = 24, iterations=(10, 20, 30, 60), crfs=(18, 14, 10)) -> None:
+    """How many iterations a warm frame needs, and what the H.264 encode then takes away.
+
+    The same clip painted with ``--iterations`` N for the warm frames (the cold first frame and the
+    reveal pass as by default), written as PNG pictures, so the painting is judged before any
+    encoder: the still objective of each painted frame against its own input frame (style +
+    content + TV at the working size, the same judge for all) and the warping error. Then the
+    default run's pictures are encoded as stylevid encodes them (``write_frames``) at a few
+    ``--crf`` values, decoded and judged again."""
+    from stylevid.flow import flicker_series
+    from stylevid.images import load_image, to_tensor
+    from stylevid.pipelines.still import Stylizer
+    from stylevid.pipelines.video import stylize_video
+    from stylevid.video import probe, read_frames
+    from stylevid.video.writer import write_frames
+
+    clip = media("video", "chaplin_640x360_moviepy.mp4", "clip.mp4")
+    style = media("style", "the_scream.jpg", "swirls.jpg")
+    fps = probe(clip).fps
+    duration = frames / fps
+    size, default = VideoConfig().size, VideoConfig().iterations
+    ins = [f.image for f in read_frames(clip, size=size, duration=duration)]
+    judge = Stylizer(StyleConfig(size=size), [load_image(style)])
+
+    def judged(outs) -> list[float]:
+        with torch.no_grad():
+            return [float(judge.objective(to_tensor(i))(to_tensor(f))) for i, f in zip(ins, outs)]
+
+    rows, enc_rows, painted = [], [], None
+    with tempfile.TemporaryDirectory() as d:
+        for its in iterations:
+            o = Path(d) / f"warm{its}" / "f_%04d.png"
+            o.parent.mkdir()
+            stylize_video(clip, style, o, StyleConfig(), VideoConfig(duration=duration, iterations=its))
+            meta = json.loads((o.parent / "f.json").read_text())      # the sidecar of f_%04d.png
+            outs = [load_image(f) for f in sorted(o.parent.glob("f_*.png"))]
+            loss = judged(outs)
+            err = float(sum(flicker_series(ins, outs)) / (len(outs) - 1))
+            per_warm = sum(meta["warm_seconds"]) / max(1, len(meta["warm_seconds"]))
+            warm_loss = sum(loss[1:]) / (len(loss) - 1)
+            rows.append((its, per_warm, err, warm_loss, loss[0], loss[-1]))
+            print(f"warm {its}: {per_warm:.2f} s/frame, warping error {err:.5f}, loss {warm_loss:.4f} "
+                  f"(cold frame {loss[0]:.4f})", file=sys.stderr, flush=True)
+            if its == default:
+                painted = outs
+        if painted:
+            base = sum(judged(painted)) / len(painted)
+            for crf in crfs:
+                o = Path(d) / f"crf{crf}.mp4"
+                write_frames(lambda i: painted[i], len(painted), o, fps=round(fps), crf=crf)
+                dec = [f.image for f in read_frames(o)]
+                loss = sum(judged(dec)) / len(dec)
+                kbps = o.stat().st_size * 8 / 1000 / (len(painted) / round(fps))
+                enc_rows.append(f"| {crf}{' (default)' if crf == VideoConfig().crf else ''} | {loss:.4f} | "
+                                f"{loss / base:.2f}x | {kbps:.0f} |")
+    out += [f"## Iterations per warm frame ({clip.name}, {frames} frames at {size} px, {style.name})", "",
+            "The cold first frame as by default (the same in every run); the warm frames with `--iterations` N; "
+            "PNG pictures out. Loss: the still objective of each painted frame against its own input frame "
+            "(same judge for all).", "",
+            "| warm iterations | s / warm frame | warping error | mean loss, warm frames | last frame | cold first frame |",
+            "|---|---|---|---|---|---|",
+            *[f"| {its}{' (default)' if its == default else ''} | {t:.2f} | {e:.5f} | {wl:.4f} | {last:.4f} | {cold:.4f} |"
+              for its, t, e, wl, cold, last in rows], ""]
+    if enc_rows:
+        out += [f"The default run's pictures (mean loss {base:.4f}) encoded as stylevid writes H.264 (4:2:0), "
+                "decoded and judged again:", "", "| --crf | mean loss | vs the pictures | kbit/s |",
+                "|---|---|---|---|", *enc_rows, ""]
+
+
 TILES_RUN = """
 import resource, sys
 import bench
@@ -905,7 +974,7 @@ def main() -> None:
     out = [f"# stylevid benchmark — {time.strftime('%Y-%m-%d')}", "", f"Machine: {machine()}.", ""]
     sections = {"speed": bench_speed, "still": bench_still, "previous": bench_previous, "precision": bench_precision,
                 "curves": bench_curves, "scale": lambda o: bench_scale(o, trims=tuple(a.trim_above.split(","))),
-                "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames),
+                "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames), "warm": bench_warm,
                 "pan": bench_pan, "shake": bench_shake, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
                 "stereo_detect": bench_stereo_detect, "zoom": bench_zoom,
                 "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080, "x264": bench_x264}
