@@ -261,3 +261,24 @@ def test_crf_with_prores_is_said_to_be_ignored(work):
                               *[a for a in FAST_VIDEO if a != "--quiet"]])
     assert r.exit_code == 0 and r.stdout == "a_paint.mov\n", r.stderr
     assert "--crf 10: ProRes has no crf" in r.stderr
+
+
+def test_log_lines_say_the_time_taken_and_left(monkeypatch, capsys):
+    """Without a terminal each progress line carries the time this run has taken and, from its pace
+    since it first saw the task (a resumed job's frames count from where it picked up), the time
+    left; the last line only the time taken."""
+    from stylevid import cli
+    from stylevid.events import Progress
+
+    clock = {"t": 1000.0}
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock["t"])
+    r = cli.Renderer()
+    assert not r.live
+    r(Progress("frames", 40, 100))          # resumed at 40 of 100
+    clock["t"] += 60
+    r(Progress("frames", 50, 100))          # 10 frames a minute: 50 left, 5 minutes
+    clock["t"] += 3600
+    r(Progress("frames", 100, 100))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["frames: 40/100", "frames: 50/100 (1m00s, about 5m00s left)", "frames: 100/100 (1h01m)"]
+    assert [cli.clock(s) for s in (4.4, 65, 7260)] == ["4s", "1m05s", "2h01m"]

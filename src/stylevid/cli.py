@@ -37,6 +37,7 @@ class Renderer:
                        console=err, transient=True) if self.live else None
         self.tasks: dict[str, int] = {}
         self.last_log: dict[str, float] = {}   # per task: frames must not be starved by iterations
+        self.since: dict[str, tuple[float, int]] = {}   # per task: when this run first saw it, and its count then
         self.warned: set[str] = set()   # a truncated input is noticed by each pass over it: say it once
 
     def __enter__(self):
@@ -71,12 +72,36 @@ class Renderer:
             if e.detail:
                 self.bar.update(tid, description=f"{e.task} ({e.detail})")
             return
-        # Plain lines: each task's start and end, and at most one line every 10 s in between.
+        # Plain lines: each task's start and end, and at most one line every 10 s in between, with
+        # the time it has taken in this run and, from its pace here (a resumed job counts from
+        # where it picked up), the time left.
         now = time.monotonic()
+        if e.task not in self.since or e.done == 0 or e.done < self.since[e.task][1]:
+            self.since[e.task] = (now, e.done)
         if e.done == 0 or e.done == e.total or e.detail or now - self.last_log.get(e.task, 0.0) > 10:
             self.last_log[e.task] = now
             total = f"/{e.total}" if e.total else ""
-            err.print(escape(f"{e.task}: {e.done}{total} {loss} {e.detail}".rstrip()), highlight=False, soft_wrap=True)
+            err.print(escape(f"{e.task}: {e.done}{total} {loss} {e.detail}".rstrip() + self.pace(e, now)),
+                      highlight=False, soft_wrap=True)
+
+    def pace(self, e: Progress, now: float) -> str:
+        t0, done0 = self.since[e.task]
+        took = now - t0
+        if e.done <= done0 or took < 1:
+            return ""
+        if not e.total or e.done >= e.total:
+            return f" ({clock(took)})"
+        return f" ({clock(took)}, about {clock(took / (e.done - done0) * (e.total - e.done))} left)"
+
+
+def clock(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``: a duration as a log line shows it."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def run(fn, quiet: bool = False):
