@@ -282,3 +282,27 @@ def test_log_lines_say_the_time_taken_and_left(monkeypatch, capsys):
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["frames: 40/100", "frames: 50/100 (1m00s, about 5m00s left)", "frames: 100/100 (1h01m)"]
     assert [cli.clock(s) for s in (4.4, 65, 7260)] == ["4s", "1m05s", "2h01m"]
+
+
+def test_help_is_plain_where_panels_would_cut_option_names(monkeypatch):
+    """Under 100 columns or into a pipe the help is click's plain layout, where every option name
+    is whole (rich's panels at 80 columns printed "--first-iterati…"); no escape backslashes."""
+    from stylevid import cli
+    from stylevid.cli_text import app as text_app
+
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: False, raising=False)
+    assert cli.help_mode() is None
+    monkeypatch.setattr(cli.sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: __import__("os").terminal_size((99, 40)))
+    assert cli.help_mode() is None
+    monkeypatch.setattr("shutil.get_terminal_size", lambda *a: __import__("os").terminal_size((100, 40)))
+    assert cli.help_mode() == "rich"
+    monkeypatch.setattr(cli.app, "rich_markup_mode", None)
+    monkeypatch.setattr(text_app, "rich_markup_mode", None)
+    for path in (["video"], ["dream"], ["text", "train"]):
+        out = runner().invoke(cli.app, [*path, "--help"], terminal_width=80).stdout
+        assert "…" not in out and "\\[" not in out, path
+    out = runner().invoke(cli.app, ["video", "--help"], terminal_width=80).stdout
+    for name in ("--first-iterations", "--reveal-iterations", "--temporal-weight", "--no-warm-start"):
+        assert name in out
+    assert "(default: to the end)" in " ".join(out.split())

@@ -21,6 +21,9 @@ from .events import Event, Message, Progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Paint videos, 360° panoramas and photos in the style of an artwork.")
+# Rich's help panels put seven columns side by side; under 100 columns (a pipe's 80 included) they
+# cut option names short ("--first-iterati…"), so there the help is click's plain layout.
+HELP_PANELS_FROM = 100
 err = Console(stderr=True)
 S = C.StyleConfig()
 V = C.VideoConfig()
@@ -183,8 +186,8 @@ O_LR = typer.Option(S.lr, help="Adam step size.")
 O_CW = typer.Option(S.content_weight, help="Content loss weight.")
 O_SW = typer.Option(S.style_weight, help="Style loss weight.")
 O_TV = typer.Option(S.tv_weight, help="Total variation (smoothness) weight.")
-O_SLAYERS = typer.Option(None, help="Comma-separated style layers \\[default: the encoder's].")
-O_CLAYERS = typer.Option(None, help="Comma-separated content layers \\[default: the encoder's].")
+O_SLAYERS = typer.Option(None, help="Comma-separated style layers (default: the encoder's).")
+O_CLAYERS = typer.Option(None, help="Comma-separated content layers (default: the encoder's).")
 O_LW = typer.Option([], help="Per style layer weight NAME:W (repeatable).")
 O_INIT = typer.Option(S.init, help="content, noise or style.")
 O_TILE_ABOVE = typer.Option(S.tile_above, help="Flat pictures (frames) over TILE_ABOVE² pixels go through the encoder in tiles (0: never).")
@@ -222,7 +225,7 @@ def style_config(**kw) -> C.StyleConfig:
 def image(
     content: List[Path] = typer.Argument(..., help="Photo(s) or folder(s) of photos to paint; with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image, or an existing folder (several photos) \\[default: <content>_<style>.png]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image, or an existing folder (several photos) (default: <content>_<style>.png)."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(S.size, help="Long edge of the output in pixels."),
     scales: int = O_SCALES,
@@ -291,11 +294,11 @@ def image(
 def video(
     input: List[Path] = typer.Argument(..., help="Video(s) to paint (or an animation, or an image sequence: a folder of numbered pictures or frame_%04d.png); with several, -o is a folder."),
     style: List[Path] = O_STYLE,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .webm: VP9 and Opus, for the web; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) \\[default: <video>_<style>.mp4; .gif for a GIF, .webm for a WebM; .mov with --codec prores]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .webm: VP9 and Opus, for the web; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) (default: <video>_<style>.mp4; .gif for a GIF, .webm for a WebM; .mov with --codec prores)."),
     style_blend: Optional[str] = O_BLEND,
     size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),
-    duration: Optional[float] = typer.Option(V.duration, help="Stylize this many seconds \\[default: to the end]."),
+    duration: Optional[float] = typer.Option(V.duration, help="Stylize this many seconds (default: to the end)."),
     first_iterations: int = typer.Option(V.first_iterations, help="Iterations for the first frame of each shot."),
     iterations: int = typer.Option(V.iterations, help="Iterations per later (warm) frame."),
     reveal_iterations: int = typer.Option(V.reveal_iterations, help="Half-size iterations that paint regions the flow cannot follow (revealed by a pan) before a warm frame (0: off)."),
@@ -382,8 +385,8 @@ D = C.DreamConfig()
 @app.command()
 def dream(
     input: Path = typer.Argument(..., help="Photo, video (an animation or an image sequence too), or equirectangular 360 photo to dream on."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.webm, .gif or .webp too, for a video or a zoom; DIR/frame_%04d.png: numbered pictures) \\[default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF]."),
-    layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) \\[default: the encoder's dream layers]."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output image or video (.webm, .gif or .webp too, for a video or a zoom; DIR/frame_%04d.png: numbered pictures) (default: <input>_dream.png, .mp4 for a video or a zoom, .gif for a GIF)."),
+    layer: List[str] = typer.Option([], help="Layer to amplify, NAME[:WEIGHT] (repeatable) (default: the encoder's dream layers)."),
     channel: List[str] = typer.Option([], help="Single channel to amplify, NAME:INDEX[:WEIGHT] (repeatable)."),
     guide: Optional[Path] = typer.Option(None, help="Dream toward this picture's features."),
     mask: Optional[Path] = typer.Option(None, help="Grayscale mask: black = untouched, white = full dream."),
@@ -396,7 +399,7 @@ def dream(
     projection: str = typer.Option(C.PanoramaConfig().projection, help="auto, equirect (seamless 360) or flat."),
     stereo: str = O_STEREO,
     start: float = typer.Option(V.start, help="Video: start at this many seconds."),
-    duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds \\[default: to the end]."),
+    duration: Optional[float] = typer.Option(V.duration, help="Video: dream this many seconds (default: to the end)."),
     flow: str = typer.Option(V.flow, help="Video: optical flow, dis, farneback or raft."),
     crf: int = typer.Option(V.crf, help="Video or zoom: quality, 0-51, lower is better (H.264's scale; VP9 gets the same look on its own scale)."),
     codec: str = typer.Option(V.codec, help="Video or zoom: h264, prores (ProRes 422 HQ in .mov or .mkv) or vp9 (.webm)."),
@@ -442,8 +445,8 @@ def flicker_cmd(
     csv: Optional[Path] = typer.Option(None, help="Write the per-frame errors to this CSV."),
     plot: Optional[Path] = typer.Option(None, help="Write a PNG chart of the per-frame errors."),
     flow: str = typer.Option(V.flow, help="dis or farneback."),
-    start: Optional[float] = typer.Option(None, help="The reference's window start in seconds \\[default: the output's sidecar says, else 0]."),
-    duration: Optional[float] = typer.Option(None, help="The reference's window length \\[default: the output's sidecar says, else to the end]."),
+    start: Optional[float] = typer.Option(None, help="The reference's window start in seconds (default: the output's sidecar says, else 0)."),
+    duration: Optional[float] = typer.Option(None, help="The reference's window length (default: the output's sidecar says, else to the end)."),
     quiet: bool = O_QUIET,
 ):
     """Print the mean warping error (flicker) of a stylized video against its input."""
@@ -482,7 +485,18 @@ def _mount_text() -> None:
 _mount_text()
 
 
+def help_mode() -> str | None:
+    """``"rich"`` (panels) on a terminal of at least HELP_PANELS_FROM columns, else None (plain)."""
+    import shutil
+
+    wide = sys.stdout.isatty() and shutil.get_terminal_size().columns >= HELP_PANELS_FROM
+    return "rich" if wide else None
+
+
 def main() -> None:
+    from .cli_text import app as text_app
+
+    app.rich_markup_mode = text_app.rich_markup_mode = help_mode()
     try:
         app()
     except KeyboardInterrupt:
