@@ -62,7 +62,7 @@ def check_output(out: str | os.PathLike, inputs: list[Path] | tuple = (), overwr
         raise OutputRefused(f"{p}: exists; pass --overwrite to replace it")
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputRefused(f"{p}: folder {parent} does not exist")
+        raise OutputRefused(f"{p}: folder {parent} does not exist (make it first: mkdir -p {parent})")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputRefused(f"{p}: folder {parent} is not writable")
     return p

@@ -170,7 +170,7 @@ def finetune(text: str, out: str | os.PathLike, cfg: TextConfig = TextConfig(), 
         raise OutputRefused(f"{out}: exists; pass --overwrite to replace it")
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise OutputRefused(f"{out}: folder {parent} does not exist")
+        raise OutputRefused(f"{out}: folder {parent} does not exist (make it first: mkdir -p {parent})")
     for name, v in (("gpt2-block", cfg.gpt2_block), ("gpt2-batch-size", cfg.gpt2_batch_size),
                     ("gpt2-epochs", cfg.gpt2_epochs)):
         if v < 1:
