@@ -112,7 +112,7 @@ def test_stereo_option_for_a_video_without_metadata(tmp_path):
                     VideoConfig(size=64, first_iterations=1, iterations=1), stereo=stereo, on_event=said.append)
         assert json.loads(out.with_name(out.name + ".json").read_text())["stereo"] == ("" if stereo == "none" else stereo)
         eye_by_eye = [e.text for e in said if isinstance(e, Message) and "each eye is dreamed on its own" in e.text]
-        assert eye_by_eye == ([f"in.mp4: stereo (top-bottom: --stereo top-bottom): each eye is dreamed on its own, "
+        assert eye_by_eye == (["in.mp4: stereo (top-bottom: --stereo top-bottom): each eye is dreamed on its own, "
                                "the right eye from the left one warped by the disparity flow between them"]
                               if stereo != "none" else [])
 

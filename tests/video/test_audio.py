@@ -2,7 +2,6 @@
 window and in sync with them; PCM re-encoded for MP4 players."""
 from __future__ import annotations
 
-from fractions import Fraction
 
 import av
 import numpy as np

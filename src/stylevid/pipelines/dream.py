@@ -616,7 +616,8 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     gives the same video. Ctrl-C / SIGTERM / SIGHUP stop within a step (exit 130 / 143 / 129).
     ``audio``: a sound file laid under the zoom from its beginning (music), cut where the frames end.
     """
-    from .video import _frame, check_audio_output, check_sequence_output, file_identity, video_job, write_pictures
+    from .jobs import file_identity, finished_frame, video_job
+    from .video import check_audio_output, check_sequence_output, write_pictures
 
     t_start = time.perf_counter()
     if cfg.zoom_frames < 1:
@@ -665,7 +666,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     with video_job(out, key, {"input": str(ipath), "others": [str(p) for p in inputs[1:]], "size": [w, h],
                               "zoom": settings}, restart, keep_work, on_event) as job:
         dreamer.on_event = job.watch
-        previous = _frame(job.work, job.done - 1) if job.done else None
+        previous = finished_frame(job.work, job.done - 1) if job.done else None
         on_event(Progress("frames", job.done, n))
         for k in range(job.done, n):
             t0 = time.perf_counter()
@@ -681,7 +682,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
         if pictures:
             written = write_pictures(out, job.work, list(range(1, n + 1)), job.watch.check, on_event)
         else:
-            written = write_frames(lambda i: _frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
+            written = write_frames(lambda i: finished_frame(job.work, i), n, out, fps=cfg.zoom_fps, crf=crf, codec=codec,
                                    overwrite=overwrite, inputs=tuple(inputs), on_event=on_event, check=job.watch.check,
                                    audio=audio)
         job.stage = "done"

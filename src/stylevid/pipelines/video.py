@@ -15,13 +15,8 @@ stopped.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
-import os
-import re
-import shutil
-import signal
 import tempfile
 import time
 from dataclasses import replace
@@ -34,14 +29,14 @@ import torch
 
 from ..config import (FLOWS, MIN_IMAGE_SIDE, PROJECTIONS, VIDEO_CODECS, PanoramaConfig, StyleConfig, VideoConfig,
                       to_dict)
-from ..errors import BadInput, Interrupted, OutputRefused
-from ..events import Event, Progress, Sink, info, null_sink, warn
-from ..files import atomic_write_bytes, atomic_write_text, check_output, clean_stale_temporaries, exclusive
+from ..errors import BadInput, OutputRefused
+from ..events import Progress, Sink, info, null_sink, warn
+from ..files import atomic_write_bytes, check_output
 from ..flow import FlowCache, FlowPrefetcher, estimate_flow, flow_pair_np, to_tensor as flow_tensor
 from ..images import animation, image_format, is_animated_webp, load_image, resize, save_image, to_tensor, to_uint8
 from ..losses import temporal_loss
 from ..encoders import load_encoder
-from ..runtime import StopFlag, interruptible, pick_device
+from ..runtime import pick_device
 from .. import sequence
 from ..stereo import NOT_STEREO, Eyes, choose as choose_stereo
 from ..weights import raft_file
@@ -50,9 +45,9 @@ from ..video.reader import check_window, shown_size, turns
 from ..video.animated import write_lossless
 from ..video.writer import Written, check_audio, check_codec, output_format, video_suffix
 from ..warp import carried_from_edge, reliability, warp
+from .jobs import WorkFolder, check_space, file_identity, finished_frame, video_job
 from .still import Stylizer, check_inputs, sidecar
 
-SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM", 1: "SIGHUP"}
 
 
 def validate_video(v: VideoConfig) -> None:
@@ -83,76 +78,8 @@ def validate_video(v: VideoConfig) -> None:
         raise BadInput(f"--fps {v.fps:g}: the frame rate of an image sequence, above 0 and at most 1000")
 
 
-def file_identity(path: Path) -> str:
-    """Cheap identity of a (possibly large) file: size, mtime and the hash of its first and last MiB."""
-    st = path.stat()
-    h = hashlib.sha256(f"{st.st_size}|{st.st_mtime_ns}".encode())
-    with open(path, "rb") as f:
-        h.update(f.read(1 << 20))
-        if st.st_size > 2 << 20:
-            f.seek(-(1 << 20), os.SEEK_END)
-            h.update(f.read())
-    return h.hexdigest()
 
 
-class WorkFolder:
-    """Finished frames of one job: ``frames/NNNNNN.png`` plus ``index.json`` with their sha256."""
-
-    def __init__(self, root: Path, key: str, record: dict):
-        self.root = root
-        self.frames = root / "frames"
-        self.frames.mkdir(parents=True, exist_ok=True)
-        self.index_path = root / "index.json"
-        self.key = key
-        self.record = record
-        clean_stale_temporaries(self.frames)
-        clean_stale_temporaries(root)
-        self.sums: dict[int, str] = {}
-        try:
-            data = json.loads(self.index_path.read_text())
-            if data.get("key") == key:
-                self.sums = {int(k): v for k, v in data.get("frames", {}).items()}
-        except (OSError, ValueError):
-            pass
-        atomic_write_text(root / "job.json", json.dumps(record, indent=2, default=str))
-
-    def path(self, t: int) -> Path:
-        return self.frames / f"{t:06d}.png"
-
-    def png(self, t: int) -> bytes | None:
-        """The PNG file of finished frame t, or None if it is missing or fails its checksum."""
-        s = self.sums.get(t)
-        p = self.path(t)
-        if s is None or not p.is_file():
-            return None
-        data = p.read_bytes()
-        return data if hashlib.sha256(data).hexdigest() == s else None
-
-    def load(self, t: int) -> np.ndarray | None:
-        """The finished frame t, or None if it is missing or fails its checksum."""
-        data = self.png(t)
-        if data is None:
-            return None
-        import io
-
-        from PIL import Image
-
-        return np.array(Image.open(io.BytesIO(data)).convert("RGB"))
-
-    def save(self, t: int, image: np.ndarray) -> np.ndarray:
-        """Store frame t atomically, record its sha256; returns the image as stored."""
-        p = save_image(image, self.path(t))
-        sums = {**self.sums, t: hashlib.sha256(p.read_bytes()).hexdigest()}
-        atomic_write_text(self.index_path, json.dumps({"key": self.key, "frames": sums}))
-        self.sums = sums     # only once the index on disk says so (a stop in between redoes frame t)
-        return image
-
-    def done_prefix(self) -> int:
-        """How many frames from 0 on are finished and intact."""
-        t = 0
-        while t in self.sums and self.path(t).is_file():
-            t += 1
-        return t
 
 
 @contextlib.contextmanager
@@ -214,23 +141,8 @@ def default_video_output(inp: Path, styles: Sequence[Path], codec: str = VideoCo
     return Path(f"{sequence.stem(inp)}_{'+'.join(s.stem for s in styles)}{video_suffix(codec, inp)}")
 
 
-class Watch:
-    """Wraps the event sink: polls the stop flag at each iteration so Ctrl-C acts within seconds."""
-
-    def __init__(self, on_event: Sink, flag: StopFlag):
-        self.on_event, self.flag = on_event, flag
-
-    def __call__(self, e: Event) -> None:
-        self.on_event(e)
-        self.check()
-
-    def check(self) -> None:
-        if self.flag:
-            raise _Stop()
 
 
-class _Stop(Exception):
-    pass
 
 
 def temporal_term(previous: list[tuple[torch.Tensor, torch.Tensor]], weight: float,
@@ -511,7 +423,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
                        f"under the {MIN_IMAGE_SIDE} px minimum (raise --size)")
     for say, text in _how_it_is_read(meta):
         say(on_event, f"{inp.name}: {text}")
-    _check_space(out, window, work_w, work_h, on_event)
+    check_space(out, window, work_w, work_h, on_event)
 
     # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
@@ -530,7 +442,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
         else:
             # The mux polls the stop flag at every packet: a signal aborts it at once (its temporary
             # file removed, every frame kept) instead of when it ends.
-            written = assemble(src, lambda i: _frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
+            written = assemble(src, lambda i: finished_frame(job.work, i), out, start=vcfg.start, duration=vcfg.duration,
                                crf=vcfg.crf, codec=vcfg.codec, expected=stats["frames"], overwrite=overwrite,
                                on_event=on_event, check=job.watch.check, as_shown=True, audio=audio)
         job.stage = "done"
@@ -551,27 +463,10 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     return out
 
 
-# A painted frame as a PNG: 1.1 bytes a pixel measured (chaplin at 640×360, The Scream and swirls);
-# the flows of the frame being painted add 15 bytes a pixel, for two frames at most.
-PNG_BYTES_PER_PIXEL = 1.2
 
 
-def _check_space(out: Path, frames: int, w: int, h: int, on_event: Sink) -> None:
-    """Warn when the disk under ``out`` has less room than the work folder will take (every
-    painted frame is kept until the video is written): a full disk stops the job, resumably."""
-    need = frames * w * h * PNG_BYTES_PER_PIXEL + 2 * 15 * w * h
-    try:
-        free = shutil.disk_usage(out.parent if str(out.parent) else ".").free
-    except OSError:
-        return
-    if free < need * 1.1:
-        warn(on_event, f"{out}: the work folder takes about {_bytes(need)} ({frames} painted frames of {w}x{h} kept "
-                       f"until the video is written), but {_bytes(free)} are free there; a full disk stops the job "
-                       f"(exit 7), and it resumes once there is room")
 
 
-def _bytes(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
 
 
 def check_audio_output(audio, out: Path) -> Path:
@@ -621,82 +516,21 @@ def write_pictures(out: Path, work: "WorkFolder", numbers: list[int], check: Cal
         if data is not None:
             atomic_write_bytes(sequence.numbered(out, n), data)
         else:
-            save_image(_frame(work, i), sequence.numbered(out, n))
+            save_image(finished_frame(work, i), sequence.numbered(out, n))
         on_event(Progress("pictures", i + 1, count))
     left = sorted(n for n, _ in sequence.matches(out) if not numbers[0] <= n <= numbers[-1])
     if left:
         warn(on_event, f"{out}: {len(left)} older pictures of this pattern are left as they were "
                        f"(numbers {left[0]} to {left[-1]})")
-    h, w = _frame(work, 0).shape[:2]
+    h, w = finished_frame(work, 0).shape[:2]
     return Written(sequence.numbered(out, numbers[0]), count, w, h, out.suffix.lstrip(".").lower(),
                    ("dropped",) * audio, 0)
 
 
-class Job:
-    """What :func:`video_job` hands its body: the work folder, how many frames it holds finished,
-    the stop flag and the event sink that polls it, and the stage (for the message of a stop)."""
-
-    def __init__(self, flag: StopFlag, watch: "Watch"):
-        self.flag, self.watch = flag, watch
-        self.work: WorkFolder | None = None
-        self.done = 0
-        self.stage = "frames"
 
 
-@contextlib.contextmanager
-def video_job(out: Path, key: str, record: dict, restart: bool = False, keep_work: bool = False,
-              on_event: Sink = null_sink):
-    """The resumable job around a frame loop that writes ``out`` (``stylevid video``, a video dream,
-    a zoom): under a lock on ``out`` (another run on it is refused) and with the signals caught, it
-    opens the work folder ``.stylevid-work/<out>-<key>/`` (``restart``: emptied first), removes what
-    killed or outdated runs left, and yields a :class:`Job`. A stop (``_Stop`` from the watch, or a
-    second signal) becomes one ``Interrupted`` line saying what is kept and how to resume. After
-    success the work folder goes, unless ``keep_work``."""
-    work_root = out.parent / ".stylevid-work" / f"{out.name}-{key}"
-    lock_dir = out.parent / ".stylevid-work"
-    lock_dir.mkdir(exist_ok=True)
-    try:
-        with exclusive(lock_dir / f"{out.name}.lock", str(out)), interruptible() as flag:
-            job = Job(flag, Watch(on_event, flag))
-            try:
-                if restart and work_root.exists():
-                    shutil.rmtree(work_root)
-                _clean_earlier_runs(out, work_root, on_event)
-                job.work = WorkFolder(work_root, key, record)
-                job.done = job.work.done_prefix()
-                if job.done:
-                    info(on_event, f"resuming: {job.done} finished frames found in {work_root}")
-                yield job
-            except (_Stop, KeyboardInterrupt) as e:
-                if job.stage == "done":
-                    raise
-                raise _interrupted(out, job.work, work_root, flag, e, job.stage) from None
-            if not keep_work:
-                shutil.rmtree(work_root, ignore_errors=True)
-    finally:
-        # The lock file is gone (exclusive removes it); the folder goes too when nothing else is in it
-        # (rmdir refuses a folder holding another run's lock or kept frames).
-        with contextlib.suppress(OSError):
-            lock_dir.rmdir()
 
 
-def _interrupted(out: Path, work: "WorkFolder | None", work_root: Path, flag: StopFlag, e: BaseException,
-                 stage: str) -> Interrupted:
-    """The one-line error for a stop: which signal, where, how many frames are kept, how to resume.
-
-    ``e`` is ``_Stop`` (the first signal, seen at a frame boundary, an iteration or a mux packet) or
-    a ``KeyboardInterrupt`` (a second signal, raised at once wherever the run was).
-    """
-    n = work.done_prefix() if work is not None else 0
-    kept = f"{n} finished frame{'' if n == 1 else 's'} (kept in {work_root})"
-    if isinstance(e, KeyboardInterrupt):
-        signum = getattr(e, "signum", None) or flag.signum or signal.SIGINT
-        how = f"stopped at once by a second {SIGNAL_NAMES.get(signum, 'signal')}"
-    else:
-        signum = flag.signum or signal.SIGINT
-        how = f"stopped by {SIGNAL_NAMES.get(signum, 'a signal')}"
-    where = " during the final mux," if stage == "mux" else ""
-    return Interrupted(f"{out}: {how}{where} after {kept}; run the same command again to resume", int(signum))
 
 
 def _how_it_is_read(meta) -> list[tuple[Callable, str]]:
@@ -728,26 +562,8 @@ def _working_size(vcfg: VideoConfig, meta) -> int:
     return vcfg.size if vcfg.size and vcfg.size < max(_display_size(meta)) else 0
 
 
-def _clean_earlier_runs(out: Path, work_root: Path, on_event: Sink) -> None:
-    """Under the output's lock: remove what killed runs left beside the output (temporary files of
-    the output, its sidecar and preview) and the work folders of earlier runs on this output whose
-    input, styles or settings differ (their frames can never be used again)."""
-    for name in (out.name, out.with_suffix(".preview.png").name):
-        clean_stale_temporaries(out.parent, f".{glob.escape(name)}.*.part*")
-    pattern = re.compile(re.escape(out.name) + r"-[0-9a-f]{16}")
-    for old in work_root.parent.glob(f"{glob.escape(out.name)}-*"):
-        if old != work_root and old.is_dir() and pattern.fullmatch(old.name):
-            n = len(list((old / "frames").glob("*.png")))
-            warn(on_event, f"{out}: the input, styles or settings changed since an earlier run; "
-                           f"its {n} finished frames ({old}) are discarded")
-            shutil.rmtree(old, ignore_errors=True)
 
 
-def _frame(work: WorkFolder, i: int) -> np.ndarray:
-    img = work.load(i)
-    if img is None:
-        raise BadInput(f"{work.path(i)}: finished frame missing or corrupted; rerun to redo it")
-    return img
 
 
 def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline, stereo="") -> dict:

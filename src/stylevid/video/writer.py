@@ -28,7 +28,7 @@ import numpy as np
 from av.video.reformatter import ColorPrimaries, ColorRange, Colorspace, ColorTrc
 
 from ..config import VideoConfig
-from ..errors import BadInput, InvalidMedia, StylevidError, WriteFailed
+from ..errors import BadInput, StylevidError, WriteFailed
 from ..events import Progress, Sink, info, null_sink, warn
 from ..files import atomic_path, check_output, write_failed
 from .audio import Reencoder, Soundtrack, add_audio, check_soundtrack, fmt_name
