@@ -97,3 +97,44 @@ def test_cuda_and_cpu_agree_on_the_loss_and_its_gradient():
     picture = np.asarray(load_image(SAMPLES / "chelsea.jpg"))
     result, stats = st.stylize(picture)
     assert result.dtype == np.uint8 and max(result.shape[:2]) == 96 and stats["iterations"][0] > 0
+
+
+def test_a_wide_360_picture_packs_on_cuda_as_on_the_cpu():
+    """The latitude grid shrinks the polar rows of a 1024-wide picture 256:1, which CUDA's
+    antialiased resize cannot do (shared memory): packing runs on the CPU and comes back."""
+    from stylevid.sphere import LatitudeGrid
+
+    content, _ = pictures(512, 1024)
+    grid = LatitudeGrid.for_views(512, 1024, 256, 90.0)
+    packed = grid.pack(content)
+    assert packed.device.type == "cuda"
+    assert torch.allclose(packed.cpu(), grid.pack(content.cpu()), atol=1e-6)
+    assert torch.allclose(grid.unpack(packed).cpu(), grid.unpack(packed.cpu()), atol=1e-5)
+
+
+def test_dream_steps_read_the_loss_back_once_every_ten():
+    """A dream octave's gradient steps on CUDA: the loss comes back to the host for the progress
+    line every GPU_READBACK steps (and at the last), nowhere else in the loop."""
+    import warnings
+
+    from stylevid.config import DreamConfig
+    from stylevid.pipelines.dream import Dreamer
+
+    content, _ = pictures(64, 96)
+    d = Dreamer(DreamConfig(device="cuda", jitter=8), device="cuda")
+    seen = []
+    d.on_event = seen.append
+    g = torch.Generator().manual_seed(0)
+    d._ascend(content, content, None, g, 0, 1, None, 2)       # set-up outside the count
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            d._ascend(content, content, None, g, 0, 1, None, 20)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    assert len(syncs) <= 2 + 1, [str(w.message)[:120] for w in syncs]   # steps 10 and 20 (+ the objective's set-up)
+    losses = [e.loss for e in seen if getattr(e, "loss", None) is not None]
+    assert losses

@@ -410,3 +410,14 @@ def test_fused_path_is_left_for_autocast_and_float64(monkeypatch):
         assert not lite0._fusable(x)
     monkeypatch.setattr(lite0, "FUSE_RELU6", False)
     assert not lite0._fusable(x)
+
+
+def test_an_encoder_handed_out_for_one_device_stays_there():
+    """The weights cache is per device: asking for the encoder on another device (here "meta")
+    gives another module and leaves the first one where it was."""
+    cpu = load_encoder("lite0")
+    other = load_encoder("lite0", device="meta")
+    assert other is not cpu
+    assert next(other.parameters()).device.type == "meta"
+    assert next(cpu.parameters()).device.type == "cpu"
+    assert load_encoder("lite0") is cpu

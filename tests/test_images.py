@@ -312,3 +312,30 @@ def test_animations_are_counted_and_read_composed_with_their_durations(tmp_path)
     mpo = tmp_path / "pair.mpo"                      # two views of one moment, not an animation
     pics[0].save(mpo, save_all=True, append_images=[pics[1]])
     assert frame_count(mpo) == 1 and not is_animated(mpo)
+
+
+def test_a_picture_pillow_cannot_name_is_bad_media_even_without_pillow_heif(tmp_path, monkeypatch):
+    """pillow-heif is imported only for a file Pillow cannot identify; where it is missing (an
+    install without dependencies: a GPU machine's ran so) such a file is still "not an image",
+    exit 4, not a crash."""
+    import builtins
+
+    from PIL import Image
+
+    from stylevid import images
+    from stylevid.errors import InvalidMedia
+
+    monkeypatch.setattr(Image, "OPEN", {k: v for k, v in Image.OPEN.items() if k != "HEIF"})
+    monkeypatch.setattr(Image, "ID", [k for k in Image.ID if k != "HEIF"])
+    real = builtins.__import__
+
+    def no_heif(name, *a, **kw):
+        if name == "pillow_heif":
+            raise ModuleNotFoundError("No module named 'pillow_heif'")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_heif)
+    f = tmp_path / "x.jpg"
+    f.write_bytes(b"\x00" * 200)
+    with pytest.raises(InvalidMedia):
+        images.load_image(f)

@@ -32,10 +32,13 @@ def _open(p: Path) -> Image.Image:
     try:
         return Image.open(p)
     except UnidentifiedImageError:
-        from pillow_heif import register_heif_opener
-
         if "HEIF" in Image.OPEN:
             raise
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError:   # installed without its dependencies: not a picture Pillow knows, then
+            raise UnidentifiedImageError(f"cannot identify image file {str(p)!r} (pillow-heif, for HEIC, "
+                                         f"is not installed)") from None
         register_heif_opener()
         return Image.open(p)
 

@@ -331,18 +331,35 @@ class LatitudeGrid:
         self.inverse = torch.empty_like(order)
         self.inverse[order] = torch.arange(h)
         self.size = sum(len(r) * n for r, n in self.levels)
+        self._indices: dict[str, tuple[Tensor, list[Tensor]]] = {}
+
+    def indices(self, device: torch.device) -> tuple[Tensor, list[Tensor]]:
+        """``inverse`` and each level's rows on ``device``, moved there once (a copy to the GPU in
+        every iteration would wait for it each time)."""
+        key = str(device)
+        if key not in self._indices:
+            self._indices[key] = (self.inverse.to(device), [rows.to(device) for rows, _ in self.levels])
+        return self._indices[key]
 
     @classmethod
     def for_views(cls, h: int, w: int, face_size: int, fov: float) -> "LatitudeGrid":
         return cls(h, w, row_widths(h, w, face_size, fov))
 
     def pack(self, x: Tensor) -> Tensor:
-        """``B×C×H×W`` → ``B×C×N`` (polar rows resampled, antialiased, to fewer samples)."""
+        """``B×C×H×W`` → ``B×C×N`` (polar rows resampled, antialiased, to fewer samples).
+
+        Set-up only (the initial picture, the content), so on CUDA it runs on the CPU: CUDA's
+        antialiased resize fails on the polar rows' shrink of a picture 896 px wide or more (``Too
+        much shared memory required``, measured on an H100 at 256:1)."""
+        device = x.device
+        if device.type == "cuda":
+            x = x.cpu()
+        _, rows_on = self.indices(x.device)
         parts = []
-        for rows, n in self.levels:
-            band = x.index_select(-2, rows.to(x.device))
+        for rows, (_, n) in zip(rows_on, self.levels):
+            band = x.index_select(-2, rows)
             parts.append(resize_equirect(band, (len(rows), n)).flatten(-2))
-        return torch.cat(parts, dim=-1).contiguous()
+        return torch.cat(parts, dim=-1).contiguous().to(device)
 
     def unpack(self, y: Tensor) -> Tensor:
         """``B×C×N`` → ``B×C×H×W`` (differentiable)."""
@@ -352,7 +369,7 @@ class LatitudeGrid:
             band = y[..., off:off + m].reshape(*y.shape[:-1], len(rows), n)
             bands.append(resize_equirect(band, (len(rows), self.w)))
             off += m
-        return torch.cat(bands, dim=-2).index_select(-2, self.inverse.to(y.device))
+        return torch.cat(bands, dim=-2).index_select(-2, self.indices(y.device)[0])
 
     def project(self, x: Tensor) -> Tensor:
         """The nearest picture this grid can hold: ``unpack(pack(x))``."""

@@ -32,8 +32,9 @@ def load_encoder(name: str = "lite0", weights: str | None = None, offline: bool 
     path, expected = _locate(name, weights, offline)
     st = path.stat()
     # The cache is keyed by the file actually resolved (and its size and mtime), so a changed
-    # $STYLEVID_WEIGHTS, $TORCH_HOME or a replaced file is looked at again.
-    model = _cached(name, str(path), expected, st.st_size, st.st_mtime_ns, folded).to(device)
+    # $STYLEVID_WEIGHTS, $TORCH_HOME or a replaced file is looked at again; and by the device, so
+    # an encoder handed out for one device is never moved under its holder to another.
+    model = _cached(name, str(path), expected, st.st_size, st.st_mtime_ns, folded, str(torch.device(device)))
     return Autocast(model, DTYPES[precision]) if precision in DTYPES else model
 
 
@@ -53,7 +54,8 @@ def _locate(name: str, weights: str | None, offline: bool) -> tuple[Path, str | 
 
 
 @lru_cache(maxsize=4)
-def _cached(name: str, path_str: str, expected: str | None, size: int, mtime_ns: int, folded: bool) -> Encoder:
+def _cached(name: str, path_str: str, expected: str | None, size: int, mtime_ns: int, folded: bool,
+            device: str) -> Encoder:
     path = Path(path_str)
     W.verify(path, expected)  # expected None: the hash prefix in the file name, if any
     if name == "lite0":
@@ -69,7 +71,7 @@ def _cached(name: str, path_str: str, expected: str | None, size: int, mtime_ns:
             model.load_features(W.load_state_dict(path))
         except RuntimeError as e:
             raise WeightsError(f"{path}: not {name} weights ({str(e).splitlines()[0][:120]})") from None
-    return model.freeze()
+    return model.freeze().to(device)
 
 
 def _strict(model: torch.nn.Module, state: dict, path: Path) -> None:

@@ -58,6 +58,7 @@ from ..files import check_input, check_output
 from ..sequence import check_video_input, is_pattern, is_sequence, named_after, stem as sequence_stem
 from ..images import fit_size, image_format, is_animated, load_image, open_image, read_xmp, save_image, to_tensor, to_uint8
 from ..images import resize as _plain_resize
+from ..optimize import GPU_READBACK
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
 from ..video import OUTPUT_FORMATS, write_frames
@@ -334,6 +335,9 @@ class Dreamer:
         fn = self.objective(base)
         msum = m.sum() * x.shape[1] if m is not None else None
         j = cfg.jitter
+        # The loss is read back (a sync on a GPU) every GPU_READBACK steps and at the last one there.
+        readback = 1 if x.device.type == "cpu" else GPU_READBACK
+        shown = None
         for i in range(1, steps + 1):
             oy, ox = (torch.randint(-j, j + 1, (2,), generator=g).tolist() if j else (0, 0))
             if cfg.wrap_x:
@@ -351,7 +355,9 @@ class Dreamer:
                 else:
                     scale = grad.abs().mean()
                 x = (x + cfg.step_size / scale.clamp_min(1e-12) * grad).clamp_(0, 1)
-            self.on_event(Progress(task, i, steps, loss=float(value.detach())))
+            if i % readback == 0 or i == steps:
+                shown = float(value.detach())
+            self.on_event(Progress(task, i, steps, loss=shown))
             if on_step is not None:
                 on_step(k, i, x)
         return x

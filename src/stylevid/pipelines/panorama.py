@@ -82,7 +82,9 @@ class SphereObjective:
             per = 1
             self.core = st.tile_core()
             self.strides = {k: st.encoder.taps[k].stride for k in self.layers}
-        self.chunks = [list(range(i, min(n, i + per))) for i in range(0, n, per)]
+        # Slices, not lists: indexing a CUDA tensor with a Python list copies the index to the GPU
+        # and waits for it, once per chunk and iteration.
+        self.chunks = [slice(i, min(n, i + per)) for i in range(0, n, per)]
         self._content_in = self.grid_lat.project(content)                 # what the variable can hold
         self.yaw = None
         self.set_yaw(yaw)
@@ -164,7 +166,7 @@ class SphereObjective:
 
         with torch.enable_grad():
             view = S.sample_view(xd, self.grid[ch])
-        style_w = cfg.style_weight * self.share[ch[0]] if self.style is not None else 0.0
+        style_w = cfg.style_weight * self.share[ch.start] if self.style is not None else 0.0
         loss = TiledLoss(self.st.encoder, self.strides, self.style, style_w,
                          self.targets[ci] if self.want_content else None, cfg.content_weight, self.core,
                          cfg.tile_halo, self.gen,

@@ -163,6 +163,12 @@ def video_stream(container) -> av.video.stream.VideoStream | None:
     return None
 
 
+# Tags that are not UTF-8 (old cameras) must not stop a read: PyAV up to 18 raises on them unless
+# told metadata_errors="replace"; PyAV 19 dropped the argument (an H100 machine's PyAV 19.0.2 raised
+# TypeError on it).
+OPEN_METADATA = {"metadata_errors": "replace"} if int(av.__version__.split(".")[0]) < 19 else {}
+
+
 @contextlib.contextmanager
 def open_video(path, require_video: bool = True) -> Iterator[tuple]:
     """Yield ``(container, video_stream)`` for a checked local file; close it afterwards.
@@ -174,7 +180,7 @@ def open_video(path, require_video: bool = True) -> Iterator[tuple]:
         try:
             # An absolute path cannot be read as a URL even if a file is named "concat:x"; the
             # whitelist also applies to files a playlist or ffconcat script would open.
-            container = av.open(os.path.abspath(p), metadata_errors="replace",
+            container = av.open(os.path.abspath(p), **OPEN_METADATA,
                                 container_options={"protocol_whitelist": "file"})
         except AV_ERRORS as e:
             raise invalid(p, e, logs) from None
