@@ -877,3 +877,17 @@ def test_style_morph_goes_from_the_first_style_to_the_last(ref, tmp_path, monkey
     r = invoke("video", clip, "-s", "red.png", "-s", "blue.png", "--style-morph", "--style-blend", "1,1",
                "-o", "n.mp4", *FAST_VIDEO)
     assert r.exit_code == 2 and "drop --style-blend" in one_error_line(r.stderr)
+
+
+def test_raft_runs_on_the_paintings_device(monkeypatch):
+    """--flow raft gets the weights file and the device the frames are painted on (with --device
+    cpu on a GPU machine RAFT stays on the CPU); DIS and Farneback take no options."""
+    from stylevid.config import VideoConfig
+
+    monkeypatch.setattr(V, "raft_file", lambda offline: f"raft.pth offline={offline}")
+    import torch
+
+    cpu = torch.device("cpu")
+    assert V.flow_options(VideoConfig(flow="raft"), True, cpu) == {"weights_path": "raft.pth offline=True", "device": cpu}
+    assert V.flow_options(VideoConfig(), False, cpu) == {}
+    assert V.flow_options(VideoConfig(flow="farneback"), False, cpu) == {}

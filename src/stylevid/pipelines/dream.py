@@ -558,8 +558,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
     ``stylize_video`` (same work folder, lock and signals). ``vcfg``: a VideoConfig (its size,
     window, flow, iterations ratio, crf). ``projection`` and ``stereo`` as in ``stylize_video``."""
     from ..video import probe
-    from ..weights import raft_file
-    from .video import StereoPainter, _display_size, readable, run_video, stereo_layout
+    from .video import StereoPainter, _display_size, flow_options, readable, run_video, stereo_layout
 
     vcfg = vcfg or VideoConfig(size=cfg.size)
     vpath, gpath, mpath = check_dream_inputs(video, "video", guide, mask, cfg, projection)
@@ -587,9 +586,8 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
                 return DreamPainter(dreamer, warm_steps, mask_array)
             # Eye by eye, as stylevid video paints: DreamPainter's warm start takes the left eye's dream
             # warped onto the right eye like a previous frame.
-            flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
             return StereoPainter(lambda eye: DreamPainter(dreamer, warm_steps, mask_array), stereo, vcfg, wrap,
-                                 dreamer.device, flow_kw)
+                                 dreamer.device, flow_options(vcfg, cfg.offline, dreamer.device))
 
         others = [p for p in (gpath, mpath) if p is not None]
         return run_video(vpath, out, make_painter, replace(vcfg, temporal_weight=0.0), {"dream": to_dict(cfg), "stereo": stereo},
@@ -597,7 +595,7 @@ def dream_video(video: str | Path, out: str | Path | None = None, cfg: DreamConf
                          overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap,
                          record={"dream": to_dict(cfg), "guide": str(gpath) if gpath else None,
                                  "mask": str(mpath) if mpath else None, "warm_steps": warm_steps, "stereo": stereo},
-                         use_temporal=False, offline=cfg.offline, stereo=stereo, read_from=src)
+                         use_temporal=False, offline=cfg.offline, stereo=stereo, read_from=src, device=dreamer.device)
 
 
 def zoom_frame(previous: np.ndarray, cfg: DreamConfig) -> np.ndarray:

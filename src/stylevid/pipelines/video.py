@@ -381,26 +381,36 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             if not stereo:
                 return make_mono(size, sink)
             # The eye's own long edge (the frame's is the painter's size for mono video).
-            flow_kw = {"weights_path": raft_file(cfg.offline)} if vcfg.flow == "raft" else {}
-            return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, pick_device(cfg.device), flow_kw)
+            device = pick_device(cfg.device)
+            return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, device,
+                                 flow_options(vcfg, cfg.offline, device))
 
         return run_video(inp, out, make_painter, vcfg, {"style": to_dict(cfg), "stereo": stereo}, spaths,
                          overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
                          record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
-                         use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo, read_from=src)
+                         use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo, read_from=src,
+                         device=pick_device(cfg.device))
+
+
+def flow_options(vcfg: VideoConfig, offline: bool, device) -> dict:
+    """The flow estimator's keyword arguments: RAFT's weights and the device it runs on (the
+    painting's, so `--device cpu` keeps RAFT off a GPU too); none for DIS and Farneback."""
+    return {"weights_path": raft_file(offline), "device": device} if vcfg.flow == "raft" else {}
 
 
 def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object], vcfg: VideoConfig,
               settings: dict, extra_inputs: Sequence[Path] = (), overwrite: bool = False, restart: bool = False,
               keep_work: bool = False, on_event: Sink = null_sink, wrap_x: bool = False, record: dict | None = None,
-              use_temporal: bool = True, offline: bool = False, stereo: str = "", read_from: Path | None = None) -> Path:
+              use_temporal: bool = True, offline: bool = False, stereo: str = "", read_from: Path | None = None,
+              device=None) -> Path:
     """The resumable frame loop shared by ``stylize_video`` and video dream.
 
     ``make_painter(long_edge, sink)`` returns an object with ``cold(content, t)`` and
     ``warm(content, previous, t)`` (each → (uint8 image, iterations used)) and a ``device``;
     ``settings`` (with ``vcfg``) key the work folder. ``stereo``: the painter is a
     :class:`StereoPainter` of that layout (flows per eye, see :func:`_run`). ``read_from``: the
-    file to read the frames from, where it is not ``inp`` (:func:`readable`).
+    file to read the frames from, where it is not ``inp`` (:func:`readable`). ``device``: the
+    painting's, where RAFT runs too (None: RAFT picks CUDA when there is one).
     """
     t_start = time.perf_counter()
     src = read_from or inp
@@ -434,8 +444,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     record_work = {"input": str(inp), "others": [str(s) for s in extra_inputs], **frame_settings}
     with video_job(out, key, record_work, restart, keep_work, on_event) as job:
-        stats = _run(src, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal, offline,
-                     stereo)
+        stats = _run(src, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal,
+                     flow_options(vcfg, offline, device), stereo)
         job.stage = "mux"
         if sequence.is_pattern(out):
             written = _write_sequence(inp, src, meta, out, job.work, stats["frames"], vcfg, job.watch.check, on_event)
@@ -566,7 +576,7 @@ def _working_size(vcfg: VideoConfig, meta) -> int:
 
 
 
-def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, offline, stereo="") -> dict:
+def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, flow_kw, stereo="") -> dict:
     """Paint every frame of the window not yet in the work folder.
 
     ``stereo`` ("top-bottom" / "left-right"): the flows between frames are each eye's own (in 360
@@ -584,7 +594,6 @@ def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal,
     cold_its, warm_its, cuts, n = [], [], [], 0
     cold_s, warm_s = [], []                 # seconds per painted frame (flow wait included)
     t0 = time.perf_counter()
-    flow_kw = {"weights_path": raft_file(offline)} if vcfg.flow == "raft" else {}
     eyes = Eyes(stereo) if stereo else None
     # One prefetcher per picture whose flows are needed: the frame, or each eye and the pair of eyes.
     picks = [lambda x: x] if eyes is None else [lambda x: eyes.split(x)[0], lambda x: eyes.split(x)[1]]
