@@ -445,7 +445,7 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     record_work = {"input": str(inp), "others": [str(s) for s in extra_inputs], **frame_settings}
     with video_job(out, key, record_work, restart, keep_work, on_event) as job:
         stats = _run(src, meta, vcfg, job.work, job.done, job.watch, make_painter, wrap_x, use_temporal,
-                     flow_options(vcfg, offline, device), stereo)
+                     flow_options(vcfg, offline, device), window, stereo)
         job.stage = "mux"
         if sequence.is_pattern(out):
             written = _write_sequence(inp, src, meta, out, job.work, stats["frames"], vcfg, job.watch.check, on_event)
@@ -576,13 +576,13 @@ def _working_size(vcfg: VideoConfig, meta) -> int:
 
 
 
-def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, flow_kw, stereo="") -> dict:
-    """Paint every frame of the window not yet in the work folder.
+def _run(inp, meta, vcfg, work, done, watch, make_painter, wrap_x, use_temporal, flow_kw, total: int,
+         stereo="") -> dict:
+    """Paint every frame of the window (``total`` frames) not yet in the work folder.
 
     ``stereo`` ("top-bottom" / "left-right"): the flows between frames are each eye's own (in 360
     each eye wraps around by itself), prefetched like the disparity flows between the eyes."""
     on_event = watch.on_event
-    total = count_frames(inp, vcfg.start, vcfg.duration) or None
     size = _working_size(vcfg, meta)
     frames = read_frames(inp, size=size, start=vcfg.start, duration=vcfg.duration, on_event=on_event, as_shown=True)
     painter = None
