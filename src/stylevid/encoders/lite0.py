@@ -41,7 +41,9 @@ def _fusable(x: Tensor) -> bool:
 
 class ConvReLU6(torch.autograd.Function):
     """``relu6(conv2d(x, w, b))`` with the clamp done inside oneDNN's convolution (a post-op), so
-    the convolution's output is not read and written again; same values to the bit. Backward:
+    the convolution's output is not read and written again; the same values as the separate ops
+    (to the bit up to block10 in channels-last; ``tests/test_encoders.py`` holds them within float
+    tolerance). Backward:
     the clamp's mask from the output (0 < y < 6 exactly where 0 < conv < 6), then the convolution's
     input gradient alone (the encoder is frozen: no weight or bias gradients)."""
 
