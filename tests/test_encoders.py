@@ -421,3 +421,24 @@ def test_an_encoder_handed_out_for_one_device_stays_there():
     assert next(other.parameters()).device.type == "meta"
     assert next(cpu.parameters()).device.type == "cpu"
     assert load_encoder("lite0") is cpu
+
+
+def test_a_torch_without_the_fused_op_paints_with_the_separate_ones(monkeypatch):
+    """Where oneDNN's fused convolution is missing or disagrees (another CPU architecture, an older
+    build), lite0 falls back to the separate ops instead of failing."""
+    from stylevid.encoders import lite0
+
+    def missing(*a, **kw):
+        raise RuntimeError("no such op on this build")
+
+    lite0._fused_op_works.cache_clear()
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", missing, raising=False)
+    try:
+        assert not lite0._fused_op_works()
+        assert not lite0._fusable(torch.rand(1, 3, 8, 8))
+        feats = load_encoder("lite0")(torch.rand(1, 3, 40, 56), ["block4"])
+        assert torch.isfinite(feats["block4"]).all()
+    finally:
+        monkeypatch.undo()
+        lite0._fused_op_works.cache_clear()
+    assert lite0._fused_op_works() == torch.backends.mkldnn.is_available()

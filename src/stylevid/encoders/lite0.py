@@ -8,6 +8,7 @@ Taps: ``stem``, ``block0`` … ``block15`` (grouped by stage below), ``head``.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -36,7 +37,26 @@ FUSE_RELU6 = True
 def _fusable(x: Tensor) -> bool:
     return (FUSE_RELU6 and x.device.type == "cpu" and x.dtype == torch.float32
             and not torch.is_autocast_enabled("cpu") and torch.backends.mkldnn.is_available()
-            and torch.backends.mkldnn.enabled)
+            and torch.backends.mkldnn.enabled and _fused_op_works())
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_op_works() -> bool:
+    """Whether this torch build's oneDNN runs the fused op and agrees with the separate ones (tried
+    once per process on a tiny input): a build without it (another CPU architecture, an older
+    oneDNN) paints with the separate ops instead of failing."""
+    try:
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(1, 4, 7, 9, generator=g).contiguous(memory_format=torch.channels_last)
+        for w, groups, pad in ((torch.randn(4, 1, 3, 3, generator=g), 4, 1), (torch.randn(8, 4, 1, 1, generator=g), 1, 0)):
+            b = torch.randn(w.shape[0], generator=g)
+            y = torch.ops.mkldnn._convolution_pointwise(x, w, b, [pad, pad], [1, 1], [1, 1], groups, "hardtanh",
+                                                        [0.0, 6.0], None)
+            if not torch.allclose(y, F.relu6(F.conv2d(x, w, b, 1, pad, 1, groups)), atol=1e-5):
+                return False
+        return True
+    except (RuntimeError, AttributeError, NotImplementedError):
+        return False
 
 
 class ConvReLU6(torch.autograd.Function):
