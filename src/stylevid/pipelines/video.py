@@ -351,7 +351,8 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
                        f"got {len(spaths)}")
     if vcfg.style_morph and cfg.style_blend is not None:
         raise BadInput("--style-morph sets the styles' weights frame by frame: drop --style-blend")
-    load_encoder(cfg.encoder, cfg.weights, cfg.offline, pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    load_encoder(cfg.encoder, cfg.weights, cfg.offline, device)
     if projection not in PROJECTIONS:
         raise BadInput(f"--projection {projection!r}: choose one of {', '.join(PROJECTIONS)}")
     with readable(inp, on_event, vcfg.fps) as src:
@@ -381,7 +382,6 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
             if not stereo:
                 return make_mono(size, sink)
             # The eye's own long edge (the frame's is the painter's size for mono video).
-            device = pick_device(cfg.device)
             return StereoPainter(lambda eye: make_mono(eye, sink), stereo, vcfg, wrap_x, device,
                                  flow_options(vcfg, cfg.offline, device))
 
@@ -389,7 +389,7 @@ def stylize_video(input: str | Path, styles: str | Path | Sequence[str | Path], 
                          overwrite=overwrite, restart=restart, keep_work=keep_work, on_event=on_event, wrap_x=wrap_x,
                          record={"styles": [str(s) for s in spaths], "config": to_dict(cfg), "stereo": stereo},
                          use_temporal=vcfg.temporal_weight > 0, offline=cfg.offline, stereo=stereo, read_from=src,
-                         device=pick_device(cfg.device))
+                         device=device)
 
 
 def flow_options(vcfg: VideoConfig, offline: bool, device) -> dict:
