@@ -442,3 +442,28 @@ def test_a_torch_without_the_fused_op_paints_with_the_separate_ones(monkeypatch)
         monkeypatch.undo()
         lite0._fused_op_works.cache_clear()
     assert lite0._fused_op_works() == torch.backends.mkldnn.is_available()
+
+
+def test_the_still_loss_hands_every_fused_layer_a_channels_last_gradient(monkeypatch):
+    """The pipeline's Gram, content and TV losses keep the features' layout on the way back, so
+    no fused layer's backward converts layouts (the in-place mask needs it too); the benchmark's
+    step loss is chosen to match."""
+    from stylevid.config import StyleConfig
+    from stylevid.encoders import lite0
+    from stylevid.pipelines.still import Stylizer
+
+    if not lite0._fused_op_works():
+        pytest.skip("no fused convolution in this torch build")
+    seen = []
+    backward = lite0.ConvReLU6.backward
+
+    def spy(ctx, g):
+        seen.append(g.is_contiguous(memory_format=torch.channels_last))
+        return backward(ctx, g)
+
+    monkeypatch.setattr(lite0.ConvReLU6, "backward", staticmethod(spy))
+    content = resize(to_tensor(load_image(SAMPLES / "chelsea.jpg")), (72, 96))
+    st = Stylizer(StyleConfig(device="cpu"), [load_image(SAMPLES / "swirls.jpg")])
+    x = content.clone().requires_grad_(True)
+    st.objective(content)(x).backward()
+    assert len(seen) >= 20 and all(seen), seen
