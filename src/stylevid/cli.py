@@ -296,7 +296,7 @@ def video(
     style: List[Path] = O_STYLE,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output video (.mp4, .mov, .mkv; .webm: VP9 and Opus, for the web; .gif or .webp: a looping picture, no sound; DIR/frame_%04d.png: numbered pictures), or an existing folder (several videos) (default: <video>_<style>.mp4; .gif for a GIF, .webm for a WebM; .mov with --codec prores)."),
     style_blend: Optional[str] = O_BLEND,
-    size: int = typer.Option(V.size, help="Working long edge in pixels (0: native)."),
+    size: int = typer.Option(V.size, help="Working long edge in pixels, the short side rounded to an even number (0: native)."),
     start: float = typer.Option(V.start, help="Start at this many seconds."),
     duration: Optional[float] = typer.Option(V.duration, help="Stylize this many seconds (default: to the end)."),
     first_iterations: int = typer.Option(V.first_iterations, help="Iterations for the first frame of each shot."),

@@ -124,9 +124,11 @@ def test_stereo_layouts_painted_eye_by_eye_need_two_equal_eyes():
     assert layout("left-right", 127, 32) == ""
     assert layout("top-bottom", 64, 64, mode="none") == ""
     assert layout("", 128, 32, mode="left-right") == "left-right"
-    # At the working size: 1920x1080 at --size 256 is 256x144 (even), at --size 250 250x141 (odd).
+    # At the working size: 1920x1080 at --size 256 is 256x144; at --size 250 250x140 (the short side of
+    # a scaled frame is rounded even, not 141); an odd --size is the long side as asked: 255 wide.
     assert layout("top-bottom", 1920, 1080, VideoConfig(size=256)) == "top-bottom"
-    assert layout("top-bottom", 1920, 1080, VideoConfig(size=250)) == ""
+    assert layout("top-bottom", 1920, 1080, VideoConfig(size=250)) == "top-bottom"
+    assert layout("left-right", 1920, 1080, VideoConfig(size=255)) == ""
     said = []
     layout("top-bottom", 64, 65, VideoConfig(size=0), "auto", said.append, "dreamed")
     assert [(e.level, e.text) for e in said] == [

@@ -102,6 +102,27 @@ def test_odd_size(clips):
     assert len(frames) == 6 and frames[0].image.shape == (31, 45, 3)
 
 
+@pytest.mark.parametrize("w, h, size, want", [
+    (640, 272, 360, (360, 152)),        # 153 exactly: an even neighbour, so that H.264 stores 4:2:0
+    (272, 640, 360, (152, 360)),        # portrait alike
+    (1920, 1080, 360, (360, 202)),      # 202.5
+    (2048, 1024, 360, (360, 180)),      # a 360 picture stays 2:1
+    (45, 31, 60, (60, 42)),             # upscaled alike (41.3)
+    (45, 31, 45, (45, 31)),             # the native size stays, odd or not
+    (45, 31, 0, (45, 31)),
+    (400, 1, 100, (100, 1)),            # a one-pixel side is not made 2
+])
+def test_scaled_sizes_are_even(w, h, size, want):
+    from stylevid.video import scaled_size
+
+    assert scaled_size(w, h, size) == want
+
+
+def test_an_odd_video_read_scaled_has_even_sides(clips):
+    frames = list(read_frames(clips["odd"], size=40))     # 45x31 -> 40x27.6
+    assert frames[0].image.shape == (28, 40, 3)
+
+
 def test_window_in_mpegts_without_index(tmp_path):
     # MPEG-TS has no index: a seek lands on any frame, here never a keyframe (one per 250 frames).
     src = make_clip(tmp_path / "clip.ts", moving_square(20, 48, 64), fps=10)

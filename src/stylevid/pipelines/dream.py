@@ -61,7 +61,7 @@ from ..images import resize as _plain_resize
 from ..optimize import GPU_READBACK
 from ..runtime import generator, pick_device
 from ..stereo import Eyes, check_mode as check_stereo
-from ..video import OUTPUT_FORMATS, write_frames
+from ..video import OUTPUT_FORMATS, scaled_size, write_frames
 from ..video.writer import check_codec, video_suffix
 from ..warp import warp, zoom_flow
 from .still import sidecar
@@ -650,7 +650,7 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     guide_image = load_image(gpath, "guide image") if gpath else None
     mask_array = load_mask(mpath) if mpath else None
     dreamer = Dreamer(cfg, on_event=on_event, guide=guide_image)
-    h, w = fit_size(*picture.shape[:2], cfg.size)
+    w, h = scaled_size(picture.shape[1], picture.shape[0], cfg.size)     # a video's rule: even sides when scaled
     if (h, w) != picture.shape[:2]:
         picture = to_uint8(resize(to_tensor(picture), (h, w)))
     n = cfg.zoom_frames

@@ -45,13 +45,19 @@ def check_window(start: float, duration: float | None) -> None:
 
 
 def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
-    """(width, height) with the long edge scaled to ``size`` (0: unchanged), aspect kept."""
+    """(width, height) with the long edge scaled to ``size`` (0: unchanged), aspect kept. The short
+    side of a scaled picture is rounded to an even number (as FFmpeg's ``scale=360:-2``): H.264 and
+    VP9 store 4:2:0, what every player plays, at even sides only (640x272 at 360 is 360x152, not
+    the 4:4:4 file an exact 360x153 would need). The native size stays as it is, odd or not."""
     if size is None or size == 0:
         return width, height
     if not isinstance(size, int) or size < 0:
         raise BadInput(f"size must be a whole number of pixels >= 0, got {size!r}")
-    s = size / max(width, height)
-    return max(1, round(width * s)), max(1, round(height * s))
+    long_edge, short = max(width, height), min(width, height)
+    if size == long_edge:
+        return width, height
+    short = max(2, 2 * round(short * size / long_edge / 2)) if short > 1 else 1
+    return (size, short) if width >= height else (short, size)
 
 
 class Walk:
