@@ -341,7 +341,8 @@ def test_default_layers_exist_in_their_encoders():
 def test_strided_depthwise_same_padding_without_a_padded_copy(k, h, w):
     """The strided depthwise SameConv (a kernel one larger, symmetric padding) computes exactly
     TensorFlow's "same" padding (explicit pad, extra pixel bottom/right), values and input
-    gradient, for every parity of height and width."""
+    gradient, for every parity of height and width: at even sides on the input itself, at an odd
+    side on the input with its last row (column) repeated as a constant (``even_sides``)."""
     import torch.nn.functional as F
     from stylevid.encoders.lite0 import SameConv, same_pad
 
@@ -349,15 +350,35 @@ def test_strided_depthwise_same_padding_without_a_padded_copy(k, h, w):
     conv = SameConv(6, 6, k, 2, groups=6, bias=True)
     x = torch.randn(1, 6, h, w, requires_grad=True)
     y = conv(x)
-    ph, pw = same_pad(h, k, 2), same_pad(w, k, 2)
     x2 = x.detach().clone().requires_grad_(True)
-    ref = F.conv2d(F.pad(x2, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]), conv.weight, conv.bias, 2, 0, 1, 6)
+    xe = x2
+    if h % 2:
+        xe = torch.cat([xe, x2.detach()[..., -1:, :]], dim=-2)
+    if w % 2:
+        xe = torch.cat([xe, xe.detach()[..., :, -1:]], dim=-1)
+    ph, pw = same_pad(xe.shape[-2], k, 2), same_pad(xe.shape[-1], k, 2)
+    assert (ph // 2, pw // 2) == ((k - 2) // 2, (k - 2) // 2)        # as at training's even sizes
+    ref = F.conv2d(F.pad(xe, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2]), conv.weight, conv.bias, 2, 0, 1, 6)
     assert y.shape == ref.shape == (1, 6, -(-h // 2), -(-w // 2))
     assert torch.allclose(y, ref, atol=1e-5)
     g = torch.randn_like(y)
     y.backward(g)
     ref.backward(g)
     assert torch.allclose(x.grad, x2.grad, atol=1e-5)
+
+
+def test_even_sides_repeats_the_last_row_and_column_as_constants():
+    from stylevid.encoders.lite0 import even_sides
+
+    x = torch.randn(1, 4, 5, 7).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    y = even_sides(x)
+    assert y.shape == (1, 4, 6, 8) and y.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(y[..., :5, :7], x) and torch.equal(y[..., 5, :7], x[..., 4, :])
+    assert torch.equal(y[..., :5, 7], x[..., :, 6]) and torch.equal(y[..., 5, 7], x[..., 4, 6])
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))        # the copies pass no gradient back
+    even = torch.randn(1, 4, 6, 8)
+    assert even_sides(even) is even
 
 
 @pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])

