@@ -679,7 +679,9 @@ def dream_zoom(image: str | Path, out: str | Path | None = None, cfg: DreamConfi
     settings = {k: v for k, v in to_dict(cfg).items()
                 if k not in ("zoom_frames", "zoom_fps", "save_every", "device", "offline")}
     key_src = json.dumps({"input": file_identity(ipath), "others": [file_identity(p) for p in inputs[1:]],
-                          "size": [w, h], "zoom": settings}, sort_keys=True, default=str)
+                          "size": [w, h], "zoom": settings,
+                          "even_sides": True},   # lite0's even_sides (2026-11-26): frames from before differ
+                         sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
     seconds: list[float] = []
     with video_job(out, key, {"input": str(ipath), "others": [str(p) for p in inputs[1:]], "size": [w, h],

@@ -438,7 +438,8 @@ def run_video(inp: Path, out: Path, make_painter: Callable[[int, Sink], object],
     # The work folder is keyed by everything that changes the frames (not crf, codec or preview).
     frame_settings = {**settings, "video": {k: v for k, v in to_dict(vcfg).items()
                                             if k not in ("crf", "codec", "preview", "fps", "audio")},
-                      "wrap_x": wrap_x, "as_shown": True, "even_sides": True}
+                      "wrap_x": wrap_x, "as_shown": True,
+                      "even_sides": True}   # even scaled sizes, lite0's even_sides (2026-11-26): older frames differ
     key_src = json.dumps({"input": input_identity(inp, vcfg.fps), "others": [file_identity(s) for s in extra_inputs],
                           **frame_settings}, sort_keys=True, default=str)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
