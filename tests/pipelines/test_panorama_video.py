@@ -47,8 +47,8 @@ def test_unknown_projection_refused(tmp_path, style):
 
 
 def test_a_360_input_gives_a_360_output(tmp_path, style):
-    """The input's spherical metadata is written into the output (MP4/MOV), so players show it as
-    360° too; where stylevid cannot write it (MKV), a warning says how to add it."""
+    """The input's spherical metadata is written into the output (MP4/MOV: Spherical Video V1;
+    MKV/WebM: the Projection element), so players show it as 360° too."""
     from stylevid.events import Message
     from stylevid.video import probe
     from stylevid.video.spherical import add_spherical
@@ -61,11 +61,11 @@ def test_a_360_input_gives_a_360_output(tmp_path, style):
     assert probe(out).spherical
     assert not [e for e in events if isinstance(e, Message) and e.level == "warning"]
 
-    events.clear()
-    out = stylize_video(clip, style, tmp_path / "o.mkv", TINY, V, on_event=events.append)
-    assert not probe(out).spherical
-    hints = [e.text for e in events if isinstance(e, Message) and e.level == "warning"]
-    assert len(hints) == 1 and "MP4 and MOV only" in hints[0] and "spatialmedia" in hints[0]
+    for ext in (".mkv", ".webm"):
+        events.clear()
+        out = stylize_video(clip, style, tmp_path / f"o{ext}", TINY, V, on_event=events.append)
+        assert probe(out).spherical, ext
+        assert not [e for e in events if isinstance(e, Message) and e.level == "warning"], ext
 
 
 @pytest.mark.parametrize("layout", ["top-bottom", "left-right"])

@@ -1,4 +1,5 @@
-"""Spherical Video V1 metadata (Google's spatial-media RFC) written into an MP4/MOV file.
+"""360° metadata: Spherical Video V1 (Google's spatial-media RFC) written into an MP4/MOV file, and
+the Projection element into a Matroska/WebM file (``add_projection``, at the end of this module).
 
 FFmpeg's mov muxer writes 360° metadata only from a stream's side data, which PyAV cannot set.
 So after muxing, this module adds the V1 box itself: a ``uuid`` box holding a small XML document,
@@ -18,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import struct
+import zlib
 from pathlib import Path
 
 from ..errors import InvalidMedia
@@ -175,3 +177,184 @@ class _limited:
         data = self.f.read(k)
         self.left -= len(data)
         return data
+
+
+# -- Matroska and WebM: the Projection element -------------------------------------------------------
+#
+# FFmpeg's Matroska muxer writes Projection (and StereoMode) only from stream side data, which PyAV
+# cannot set either. The muxer leaves a Void element before Info and Tracks (room for its SeekHead);
+# this takes the bytes it needs from that Void and puts a Projection element into the video track's
+# Video element, so that nothing after Tracks moves (clusters and cues keep their positions).
+#
+# Traps:
+# - Element IDs keep their length marker bits; sizes are EBML varints (1-8 bytes; all ones is
+#   "unknown size"). A size is rewritten in its own length, so the new value must fit there.
+# - Matroska (not WebM) files carry a CRC-32 element first in level-1 elements: Tracks' and
+#   SeekHead's must be computed again (zlib's CRC-32, little-endian, over the rest of the element).
+# - SeekHead positions are relative to the Segment's data; those of the elements that moved (Info,
+#   Tracks: everything between the Void and the insertion) go down by the same amount.
+# - ProjectionPrivate for equirectangular holds an ISOBMFF 'equi' box's payload: version and flags,
+#   then the top, bottom, left and right bounds (all 0: the full sphere); 20 bytes.
+
+SEGMENT, SEEKHEAD, SEEK, SEEK_ID, SEEK_POSITION = 0x18538067, 0x114D9B74, 0x4DBB, 0x53AB, 0x53AC
+VOID, CRC32, TRACKS, TRACK_ENTRY, TRACK_TYPE, VIDEO, CLUSTER = 0xEC, 0xBF, 0x1654AE6B, 0xAE, 0x83, 0xE0, 0x1F43B675
+PROJECTION, PROJECTION_TYPE, PROJECTION_PRIVATE, STEREO_MODE = 0x7670, 0x7671, 0x7672, 0x53B8
+MKV_STEREO = {"left-right": 1, "top-bottom": 3}      # StereoMode: side by side / top-bottom, left eye first
+HEAD_BYTES = 1 << 20                                 # Tracks lies in the file's first MB
+
+
+def _vint(buf: bytes, pos: int) -> tuple[int, int]:
+    """(value, length) of the EBML varint at ``pos`` (a size: the length marker removed)."""
+    first = buf[pos]
+    n = 1
+    while n <= 8 and not first & (0x80 >> (n - 1)):
+        n += 1
+    if n > 8:
+        raise InvalidMedia(f"malformed EBML number at byte {pos}")
+    value = first & (0xFF >> n)
+    for b in buf[pos + 1:pos + n]:
+        value = value << 8 | b
+    return value, n
+
+
+def _id(buf: bytes, pos: int) -> tuple[int, int]:
+    """(ID, length) of the element ID at ``pos`` (IDs keep their marker bits)."""
+    _, n = _vint(buf, pos)
+    return int.from_bytes(buf[pos:pos + n], "big"), n
+
+
+def _size(value: int, length: int | None = None) -> bytes:
+    """``value`` as an EBML size of ``length`` bytes (the shortest if None)."""
+    if length is None:
+        length = next(n for n in range(1, 9) if value < (1 << 7 * n) - 1)
+    if value >= (1 << 7 * length) - 1:
+        raise InvalidMedia(f"an EBML size of {value} does not fit in {length} bytes")
+    return ((1 << 7 * length) | value).to_bytes(length, "big")
+
+
+def _element(eid: int, body: bytes) -> bytes:
+    return eid.to_bytes((eid.bit_length() + 7) // 8, "big") + _size(len(body)) + body
+
+
+def _children(buf: bytes, start: int, end: int):
+    """(ID, offset, header length, total length) of each element in ``buf[start:end]``."""
+    pos = start
+    while pos < end:
+        eid, n = _id(buf, pos)
+        size, m = _vint(buf, pos + n)
+        if size == (1 << 7 * m) - 1:
+            raise InvalidMedia(f"an element of unknown size at byte {pos} where a size is needed")
+        if pos + n + m + size > end:
+            raise InvalidMedia(f"malformed EBML element {eid:X} at byte {pos}")
+        yield eid, pos, n + m, n + m + size
+        pos += n + m + size
+
+
+def _with_body(buf: bytes, pos: int, head: int, body: bytes) -> bytes:
+    """The element at ``pos`` with ``body`` as its new content, its size in its own length, and its
+    CRC-32 (where its first child is one) computed again."""
+    n = _id(buf, pos)[1]
+    if body[:2] == bytes([CRC32, 0x84]):        # a CRC-32 element (4 bytes) first
+        body = body[:2] + zlib.crc32(body[6:]).to_bytes(4, "little") + body[6:]
+    return buf[pos:pos + n] + _size(len(body), head - n) + body
+
+
+def projection(stereo: str = "") -> bytes:
+    """The Projection element of an equirectangular 360° video (and StereoMode, where ``stereo``)."""
+    if stereo and stereo not in MKV_STEREO:
+        raise ValueError(f"stereo layout {stereo!r}: one of {tuple(MKV_STEREO)} or ''")
+    out = _element(PROJECTION, _element(PROJECTION_TYPE, b"\x01") + _element(PROJECTION_PRIVATE, bytes(20)))
+    return out + (_element(STEREO_MODE, bytes([MKV_STEREO[stereo]])) if stereo else b"")
+
+
+def add_projection(path: str | os.PathLike, stereo: str = "") -> bool:
+    """Mark the video track of the Matroska or WebM file ``path`` as an equirectangular 360° video (in
+    place, the file's size unchanged), with ``stereo`` layout. False when there is no video track or
+    it is marked already; InvalidMedia where the muxer left no room (no Void before Tracks)."""
+    path = Path(path)
+    projection(stereo)                  # an unknown layout fails before the file is touched
+    with open(path, "r+b") as f:
+        buf = f.read(HEAD_BYTES)
+        # The EBML header, then the Segment (its size may be unknown: it is not needed).
+        header_len = next(_children(buf, 0, len(buf)))[3]
+        eid, n = _id(buf, header_len)
+        if eid != SEGMENT:
+            raise InvalidMedia(f"{path}: no Matroska segment after the EBML header")
+        data = header_len + n + _vint(buf, header_len + n)[1]       # where the Segment's data starts
+        found: dict[int, tuple[int, int, int]] = {}
+        pos = data
+        while pos < len(buf):
+            eid, n = _id(buf, pos)
+            size, m = _vint(buf, pos + n)
+            if eid == CLUSTER or pos + n + m + size > len(buf):
+                break
+            if eid in (SEEKHEAD, TRACKS) and eid not in found or eid == VOID and TRACKS not in found:
+                found[eid] = (pos, n + m, n + m + size)          # (a Void: the last before Tracks)
+            pos += n + m + size
+        if TRACKS not in found:
+            raise InvalidMedia(f"{path}: no Tracks element in the first {HEAD_BYTES >> 20} MB")
+        t_pos, t_head, t_len = found[TRACKS]
+        new_tracks, added = _tracks_with(buf, t_pos, t_head, t_len, stereo)
+        if not added:
+            return False
+        grow = len(new_tracks) - t_len
+        if VOID not in found or found[VOID][0] > t_pos:
+            raise InvalidMedia("the muxer left no room (a Void element) before Tracks")
+        v_pos, _, v_len = found[VOID]
+        left = v_len - grow
+        if left == 1 or left < 0:
+            raise InvalidMedia(f"the Void before Tracks holds {v_len} bytes; {grow} are needed")
+        void = b"" if left == 0 else bytes([VOID]) + (_size(left - 2, 1) if left - 2 < 127 else _size(left - 9, 8)) + \
+            bytes(left - (2 if left - 2 < 127 else 9))
+        region = void + buf[v_pos + v_len:t_pos] + new_tracks
+        assert len(region) == t_pos + t_len - v_pos
+        f.seek(v_pos)
+        f.write(region)
+        if SEEKHEAD in found:        # the elements between the Void and Tracks moved down by ``grow``
+            s_pos, s_head, s_len = found[SEEKHEAD]
+            f.seek(s_pos)
+            f.write(_seekhead_moved(buf, s_pos, s_head, s_len, data, v_pos + v_len - data, t_pos + t_len - data, grow))
+    return True
+
+
+def _tracks_with(buf: bytes, pos: int, head: int, length: int, stereo: str) -> tuple[bytes, bool]:
+    """The Tracks element with Projection added to its first video track's Video element."""
+    parts = []
+    added = False
+    for eid, p, h, ln in _children(buf, pos + head, pos + length):
+        if eid == TRACK_ENTRY and not added:
+            kids = list(_children(buf, p + h, p + ln))
+            is_video = any(k == TRACK_TYPE and buf[q + hh:q + ll] == b"\x01" for k, q, hh, ll in kids)
+            video = [(q, hh, ll) for k, q, hh, ll in kids if k == VIDEO]
+            if is_video and video:
+                q, hh, ll = video[0]
+                inner = {k for k, *_ in _children(buf, q + hh, q + ll)}
+                if PROJECTION in inner:
+                    return buf[pos:pos + length], False
+                extra = projection(stereo if STEREO_MODE not in inner else "")
+                new_video = _with_body(buf, q, hh, buf[q + hh:q + ll] + extra)
+                body = buf[p + h:q] + new_video + buf[q + ll:p + ln]
+                parts.append(_with_body(buf, p, h, body))
+                added = True
+                continue
+        parts.append(buf[p:p + ln])
+    return _with_body(buf, pos, head, b"".join(parts)), added
+
+
+def _seekhead_moved(buf: bytes, pos: int, head: int, length: int, data: int, lo: int, hi: int, down: int) -> bytes:
+    """The SeekHead with every position in [lo, hi) (relative to the Segment's data) ``down`` lower,
+    each written in its own length (a smaller number fits)."""
+    parts = []
+    for eid, p, h, ln in _children(buf, pos + head, pos + length):
+        if eid == SEEK:
+            seek = []
+            for k, q, hh, ll in _children(buf, p + h, p + ln):
+                value = int.from_bytes(buf[q + hh:q + ll], "big")
+                if k == SEEK_POSITION and lo <= value < hi:
+                    seek.append(buf[q:q + hh] + (value - down).to_bytes(ll - hh, "big"))
+                else:
+                    seek.append(buf[q:q + ll])
+            parts.append(buf[p:p + h] + b"".join(seek))
+        else:
+            parts.append(buf[p:p + ln])
+    return _with_body(buf, pos, head, b"".join(parts))

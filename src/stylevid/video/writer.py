@@ -35,7 +35,7 @@ from .audio import Reencoder, Soundtrack, add_audio, check_soundtrack, fmt_name
 from .animated import FORMATS as ANIMATED, NAMES as ANIMATED_NAMES, keep_times, read_back, write_animation
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
 from .reader import Walk, check_window, scaled_size, shown_size, to_coded, turns
-from .spherical import add_spherical
+from .spherical import add_projection, add_spherical
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".gif": "gif",
                   ".webp": "webp"}
@@ -63,13 +63,14 @@ def spherical_hint(out_path: Path, why: str) -> str:
 
 
 def _keep_spherical(tmp: Path, fmt: str, out_path: Path, stereo: str, on_event: Sink) -> None:
-    """The input was a 360° video: mark the output too (MP4/MOV: Spherical Video V1, see
-    video/spherical.py); elsewhere, or if that fails, say how to do it by hand."""
-    if fmt not in ("mp4", "mov"):
-        warn(on_event, spherical_hint(out_path, f"stylevid writes it into MP4 and MOV only, not {out_path.suffix}"))
+    """The input was a 360° video: mark the output too (MP4/MOV: Spherical Video V1; MKV/WebM: the
+    Projection element; see video/spherical.py); if that fails, say how to do it by hand."""
+    mark = {"mp4": add_spherical, "mov": add_spherical, "matroska": add_projection, "webm": add_projection}.get(fmt)
+    if mark is None:
+        warn(on_event, spherical_hint(out_path, f"stylevid writes it into MP4, MOV, MKV and WebM only, not {out_path.suffix}"))
         return
     try:
-        add_spherical(tmp, stereo)
+        mark(tmp, stereo)
     except OSError as e:
         raise write_failed(out_path, e) from e
     except StylevidError as e:      # a box layout it does not know: the video itself is fine
