@@ -71,9 +71,9 @@ MAX_ZOOM_FRAMES = 100_000  # a zoom video's frames (over an hour at 24 fps)
 GUIDE_MAX_SIDE = 512      # the guide is encoded at most this long (its features are matched, not tiled)
 WRAP_PAD_MIN = 96         # wrap_x: columns of circular context on each side (at least) ...
 WRAP_PAD_FRACTION = 0.125  # ... or this fraction of the width
+WRAP_ALIGN = 32           # ... aligned to lite0's and VGG's largest stride (``wrap_pad``)
 
 Term = tuple[str, int | None, float]    # (layer, channel or None, weight)
-WRAP_ALIGN = 32           # lite0's and VGG's largest stride
 
 
 def wrap_pad(w: int) -> tuple[int, int]:
