@@ -145,16 +145,22 @@ def test_output_size(clips, tmp_path):
     assert (w.width, w.height) == (40, 30)
 
 
-def test_pcm_audio_reencoded_and_subrip_dropped_for_mp4(clips, tmp_path):
+def test_pcm_audio_reencoded_and_subrip_converted_for_mp4(clips, tmp_path):
+    """An MKV's PCM audio becomes AAC (with a warning) and its SubRip cue mov_text (MP4's text
+    format; an info line): the same words at the same time."""
     src, out = clips["mkv"], tmp_path / "out.mp4"
     frames = stylize(src)
     events = []
     w = assemble(src, lambda i: frames[i], out, on_event=events.append)
-    assert w.audio == ("aac",) and w.subtitles == 0
+    assert w.audio == ("aac",) and w.subtitles == 1
     text = " ".join(warnings(events))
-    assert "pcm_u8" in text and "AAC" in text and "subrip" in text
+    assert "pcm_u8" in text and "AAC" in text and "subrip" not in text
+    said = [e.text for e in events if isinstance(e, Message) and e.level == "info" and "subtitle" in e.text]
+    assert len(said) == 1 and "(subrip) converted to mov_text" in said[0]
     info = probe(out)
-    assert [a.codec for a in info.audio] == ["aac"] and info.subtitles == ()
+    assert [a.codec for a in info.audio] == ["aac"] and len(info.subtitles) == 1
+    cues = [p for p in packets(out, "subtitle") if p[0] != b"\0\0"]    # (the muxer fills gaps with empty cues)
+    assert cues == [(len(b"srt cue").to_bytes(2, "big") + b"srt cue", Fraction(2, 10))]
     assert info.duration == pytest.approx(1.0, abs=0.15)
 
 
@@ -369,16 +375,17 @@ def test_prores_for_editing(clips, tmp_path):
 
 def test_webm_for_the_web(clips, tmp_path):
     """-o x.webm: VP9 (any size, 4:2:0), every frame at its time, audio as Opus (WebM holds Opus and
-    Vorbis only: AAC is re-encoded, said once), chapters kept, subtitles other than WebVTT named."""
+    Vorbis only: AAC is re-encoded, said once), chapters kept, text subtitles converted to WebVTT."""
     from stylevid.video.writer import check_codec, video_suffix
 
     src = clips["vfr"]                                  # AAC, mov_text subtitles, VFR, rotation 90
     frames = stylize(src)
     events = []
     w = assemble(src, lambda i: frames[i], tmp_path / "w.webm", on_event=events.append)
-    assert (w.codec, w.audio, w.subtitles) == ("libvpx-vp9", ("opus",), 0)
+    assert (w.codec, w.audio, w.subtitles) == ("libvpx-vp9", ("opus",), 1)
     said = " ".join(warnings(events))
-    assert "WebM cannot hold audio stream" in said and "re-encoded to Opus" in said and "mov_text" in said
+    assert "WebM cannot hold audio stream" in said and "re-encoded to Opus" in said and "mov_text" not in said
+    assert packets(w.path, "subtitle") == [(b"hello", Fraction(1, 10)), (b"world", Fraction(6, 10))]  # WebVTT
     info = probe(w.path)
     assert info.codec == "vp9" and [a.codec for a in info.audio] == ["opus"]
     assert video_times(w.path) == video_times(src)      # VFR kept (Matroska counts in ms: so does the clip)

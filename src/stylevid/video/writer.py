@@ -36,6 +36,7 @@ from .animated import FORMATS as ANIMATED, NAMES as ANIMATED_NAMES, keep_times, 
 from .probe import AV_ERRORS, ffmpeg_log, open_video, probe, reason
 from .reader import Walk, check_window, scaled_size, shown_size, to_coded, turns
 from .spherical import add_projection, add_spherical
+from .subtitles import Converter, convertible
 
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".gif": "gif",
                   ".webp": "webp"}
@@ -52,7 +53,7 @@ class Written:
     height: int
     codec: str                  # video encoder used
     audio: tuple[str, ...]      # per input audio stream: "copy", "aac" (re-encoded) or "dropped"
-    subtitles: int              # subtitle streams copied
+    subtitles: int              # subtitle streams copied or converted to the output's text format
 
 
 def spherical_hint(out_path: Path, why: str) -> str:
@@ -591,7 +592,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
                 copy[a.index] = oa
             elif oa is not None:      # re-encoded (AAC, or Opus in a WebM)
                 reencode[a.index] = Reencoder(a, oa, out, shift, input_path)
-    subs = {}
+    subs, converted = {}, {}
     for s in inp.streams.subtitles:
         name = s.codec_context.codec.canonical_name if s.codec_context else "unknown"
         try:
@@ -599,12 +600,18 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
             if s.language:
                 subs[s.index].metadata["language"] = s.language
         except ValueError:
-            warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold subtitle stream {s.index} ({name}); "
-                           f"not copied")
+            target = convertible(s, out.format.name)
+            if target is None:
+                warn(on_event, f"{out_path}: {fmt_name(out)} cannot hold subtitle stream {s.index} ({name}); "
+                               f"not copied")
+                continue
+            converted[s.index] = Converter(s, out, target)
+            info(on_event, f"{out_path}: subtitle stream {s.index} ({name}) converted to {target}, which "
+                           f"{fmt_name(out)} holds: the text and times kept, styling {target} lacks dropped")
     covers = _covers(inp, vs, out, input_path)
     gap_filled = {i for i, o in subs.items() if o.codec_context.codec.canonical_name == "mov_text"
                   and fmt_name(out) in ("MP4", "MOV")}
-    others = [s for s in inp.streams if s.index in copy or s.index in reencode or s.index in subs]
+    others = [s for s in inp.streams if s.index in copy or s.index in reencode or s.index in subs or s.index in converted]
 
     # -- timecode (a camera's tmcd track): written again from the video stream's tag, moved by --start.
     timecode, tc_streams = _timecode(inp, vs)
@@ -650,6 +657,11 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
             if i in gap_filled and item.size == 2 and bytes(item) == b"\0\0":
                 continue   # an empty mov_text cue: the MP4 muxer writes its own for every gap
             item.pts, item.dts = shifted(item.pts, item.time_base), shifted(item.dts, item.time_base)
+            if i in converted:
+                item = converted[i](item)
+                if item is not None:
+                    out.mux(item)
+                continue
             item.stream = copy.get(i) or subs[i]
             out.mux(item)
             continue
@@ -687,7 +699,7 @@ def _write(inp, vs, out, meta, input_path, out_path, get_frame, first, vcodec, c
                           f"stylized; output not written")
     if packets_out != frames_in:
         raise WriteFailed(f"{out_path}: encoded {packets_out} of {frames_in} frames; output not written")
-    return frames_in, audio_modes, len(subs)
+    return frames_in, audio_modes, len(subs) + len(converted)
 
 
 def _movie_timescale(fmt: str, *time_bases: Fraction | None) -> dict:
