@@ -26,6 +26,19 @@ def test_payload_keeps_what_the_format_shows():
     assert payload("Hello <i>world</i> <font color=red>red</font>", "webvtt") == b"Hello <i>world</i> red"
     assert payload("Hello <i>world</i>", "mov_text") == b"\x00\x0bHello world"       # mov_text shows no markup
     assert payload("é", "mov_text") == b"\x00\x02" + "é".encode()                    # a length in bytes
+    assert payload("<font color=red>red</font> <i>i</i>", "subrip") == b"<font color=red>red</font> <i>i</i>"
+
+
+def test_an_mp4s_mov_text_goes_into_an_mkv_as_subrip(tmp_path):
+    frames = moving_square(10, 32, 48)
+    src = make_clip(tmp_path / "s.mp4", frames, fps=10, subtitles=[(0.2, 0.5, "mov cue")])
+    w = assemble(src, lambda i: frames[i], tmp_path / "o.mkv")
+    assert w.subtitles == 1
+    with av.open(str(w.path)) as c:
+        s = c.streams.subtitles[0]
+        assert s.codec_context.codec.canonical_name == "subrip"
+        assert [(bytes(p), p.pts * p.time_base, p.duration * p.time_base) for p in c.demux(s) if p.size] == [
+            (b"mov cue", Fraction(2, 10), Fraction(3, 10))]
 
 
 def test_cues_keep_their_times_and_language(tmp_path):

@@ -1,10 +1,11 @@
 """Text subtitles carried into a container that cannot hold them as they are (L2: PyAV).
 
 An MKV's SubRip or ASS subtitles cannot go into an MP4 (which holds mov_text) or a WebM (WebVTT
-only), nor an MP4's mov_text into a WebM. Their cues are plain text with a start and a duration, so
-each packet is rewritten in the output's own text format, same times: the words and line breaks
-are kept, styling that format lacks is not (mov_text shows no markup: tags are dropped; WebVTT keeps
-<i>, <b> and <u>). Bitmap subtitles (DVD, Blu-ray PGS) are pictures and are not converted.
+only), nor an MP4's mov_text into an MKV or a WebM. Their cues are plain text with a start and a
+duration, so each packet is rewritten in the output's own text format, same times: the words and
+line breaks are kept, styling that format lacks is not (mov_text shows no markup: tags are dropped;
+WebVTT keeps <i>, <b> and <u>, SubRip those and <font>). Bitmap subtitles (DVD, Blu-ray PGS) are
+pictures and are not converted.
 
 Traps:
 - A mov_text sample is a 16-bit big-endian text length, the UTF-8 text, then optional style boxes;
@@ -20,10 +21,10 @@ from fractions import Fraction
 
 import av
 
-# The text codec each container holds (Matroska holds them all: copied, never converted).
-TEXT_FORMAT = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt"}
+# The text format a stream that cannot be copied becomes (Matroska copies SubRip, ASS and WebVTT).
+TEXT_FORMAT = {"mp4": "mov_text", "mov": "mov_text", "webm": "webvtt", "matroska": "subrip"}
 TEXT_CODECS = {"subrip", "srt", "mov_text", "webvtt", "ass", "ssa", "text"}
-KEEP_TAGS = {"webvtt": ("i", "b", "u"), "mov_text": ()}
+KEEP_TAGS = {"webvtt": ("i", "b", "u"), "subrip": ("i", "b", "u", "font"), "mov_text": ()}
 TIME_BASE = Fraction(1, 1000)
 
 _ASS_OVERRIDE = re.compile(r"\{[^}]*\}")
@@ -43,7 +44,7 @@ def cue_text(data: bytes, codec: str) -> str:
 
 
 def payload(text: str, codec: str) -> bytes:
-    """``text`` as one packet of ``codec`` (mov_text or webvtt), with the tags that format lacks removed."""
+    """``text`` as one packet of ``codec`` (mov_text, webvtt or subrip), with the tags it lacks removed."""
     keep = KEEP_TAGS[codec]
     text = _TAG.sub(lambda m: m.group(0) if m.group(1).lower() in keep else "", text)
     data = text.encode()
