@@ -144,3 +144,16 @@ def test_projection_needs_the_room_the_muxer_leaves(tmp_path):
         add_projection(clip)
     with pytest.raises(ValueError, match="stereo layout"):
         add_projection(clip, "checkerboard")
+    clip.write_bytes(bytes(data[:200]))                  # a head cut short: refused, not a crash
+    with pytest.raises(InvalidMedia):
+        add_projection(clip)
+
+
+def test_void_elements_of_any_length():
+    from stylevid.video.spherical import VOID, _children, _void
+
+    for n in (0, 2, 3, 128, 129, 135, 136, 400):
+        v = _void(n)
+        assert len(v) == n
+        if n:
+            assert [(e, ln) for e, _, _, ln in _children(v, 0, n)] == [(VOID, n)]

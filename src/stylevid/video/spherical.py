@@ -270,51 +270,67 @@ def projection(stereo: str = "") -> bytes:
 def add_projection(path: str | os.PathLike, stereo: str = "") -> bool:
     """Mark the video track of the Matroska or WebM file ``path`` as an equirectangular 360° video (in
     place, the file's size unchanged), with ``stereo`` layout. False when there is no video track or
-    it is marked already; InvalidMedia where the muxer left no room (no Void before Tracks)."""
+    it is marked already; InvalidMedia where the muxer left no room (no Void before Tracks) or the
+    file's head is not what FFmpeg writes."""
     path = Path(path)
     projection(stereo)                  # an unknown layout fails before the file is touched
     with open(path, "r+b") as f:
         buf = f.read(HEAD_BYTES)
-        # The EBML header, then the Segment (its size may be unknown: it is not needed).
-        header_len = next(_children(buf, 0, len(buf)))[3]
-        eid, n = _id(buf, header_len)
-        if eid != SEGMENT:
-            raise InvalidMedia(f"{path}: no Matroska segment after the EBML header")
-        data = header_len + n + _vint(buf, header_len + n)[1]       # where the Segment's data starts
-        found: dict[int, tuple[int, int, int]] = {}
-        pos = data
-        while pos < len(buf):
-            eid, n = _id(buf, pos)
-            size, m = _vint(buf, pos + n)
-            if eid == CLUSTER or pos + n + m + size > len(buf):
-                break
-            if eid in (SEEKHEAD, TRACKS) and eid not in found or eid == VOID and TRACKS not in found:
-                found[eid] = (pos, n + m, n + m + size)          # (a Void: the last before Tracks)
-            pos += n + m + size
-        if TRACKS not in found:
-            raise InvalidMedia(f"{path}: no Tracks element in the first {HEAD_BYTES >> 20} MB")
-        t_pos, t_head, t_len = found[TRACKS]
-        new_tracks, added = _tracks_with(buf, t_pos, t_head, t_len, stereo)
-        if not added:
-            return False
-        grow = len(new_tracks) - t_len
-        if VOID not in found or found[VOID][0] > t_pos:
-            raise InvalidMedia("the muxer left no room (a Void element) before Tracks")
-        v_pos, _, v_len = found[VOID]
-        left = v_len - grow
-        if left == 1 or left < 0:
-            raise InvalidMedia(f"the Void before Tracks holds {v_len} bytes; {grow} are needed")
-        void = b"" if left == 0 else bytes([VOID]) + (_size(left - 2, 1) if left - 2 < 127 else _size(left - 9, 8)) + \
-            bytes(left - (2 if left - 2 < 127 else 9))
-        region = void + buf[v_pos + v_len:t_pos] + new_tracks
-        assert len(region) == t_pos + t_len - v_pos
-        f.seek(v_pos)
-        f.write(region)
-        if SEEKHEAD in found:        # the elements between the Void and Tracks moved down by ``grow``
-            s_pos, s_head, s_len = found[SEEKHEAD]
-            f.seek(s_pos)
-            f.write(_seekhead_moved(buf, s_pos, s_head, s_len, data, v_pos + v_len - data, t_pos + t_len - data, grow))
-    return True
+        try:
+            patches = _projection_patches(buf, stereo)
+        except (IndexError, StopIteration):
+            raise InvalidMedia(f"{path}: a Matroska head it cannot read") from None
+        for offset, data in patches:
+            f.seek(offset)
+            f.write(data)
+    return bool(patches)
+
+
+def _projection_patches(buf: bytes, stereo: str) -> list[tuple[int, bytes]]:
+    """(offset, bytes) to write over the file whose head is ``buf``: the Void, the elements after
+    it and Tracks with the Projection in (one region of the same length), and the SeekHead with the
+    moved positions. Empty when the video track is marked already or there is none."""
+    header_len = next(_children(buf, 0, len(buf)))[3]         # the EBML header
+    eid, n = _id(buf, header_len)
+    if eid != SEGMENT:
+        raise InvalidMedia("no Matroska segment after the EBML header")
+    data = header_len + n + _vint(buf, header_len + n)[1]       # the Segment's data (its size is not needed)
+    found: dict[int, tuple[int, int, int]] = {}
+    pos = data
+    while pos < len(buf):
+        eid, n = _id(buf, pos)
+        size, m = _vint(buf, pos + n)
+        if eid == CLUSTER or pos + n + m + size > len(buf):
+            break
+        if eid in (SEEKHEAD, TRACKS) and eid not in found or eid == VOID and TRACKS not in found:
+            found[eid] = (pos, n + m, n + m + size)          # (a Void: the last before Tracks)
+        pos += n + m + size
+    if TRACKS not in found:
+        raise InvalidMedia(f"no Tracks element in the first {HEAD_BYTES >> 20} MB")
+    t_pos, t_head, t_len = found[TRACKS]
+    new_tracks, added = _tracks_with(buf, t_pos, t_head, t_len, stereo)
+    if not added:
+        return []
+    grow = len(new_tracks) - t_len
+    if VOID not in found:
+        raise InvalidMedia("the muxer left no room (a Void element) before Tracks")
+    v_pos, _, v_len = found[VOID]
+    if v_len - grow < 0 or v_len - grow == 1:       # (a Void element takes at least 2 bytes)
+        raise InvalidMedia(f"the Void before Tracks holds {v_len} bytes; {grow} are needed")
+    patches = [(v_pos, _void(v_len - grow) + buf[v_pos + v_len:t_pos] + new_tracks)]
+    if SEEKHEAD in found:        # the elements between the Void and Tracks moved down by ``grow``
+        s_pos, s_head, s_len = found[SEEKHEAD]
+        patches.append((s_pos, _seekhead_moved(buf, s_pos, s_head, s_len, v_pos + v_len - data,
+                                                t_pos + t_len - data, grow)))
+    return patches
+
+
+def _void(length: int) -> bytes:
+    """A Void element of exactly ``length`` bytes (0, or 2 and more)."""
+    if length == 0:
+        return b""
+    head = 2 if length - 2 <= 126 else 9
+    return bytes([VOID]) + _size(length - head, head - 1) + bytes(length - head)
 
 
 def _tracks_with(buf: bytes, pos: int, head: int, length: int, stereo: str) -> tuple[bytes, bool]:
@@ -341,7 +357,7 @@ def _tracks_with(buf: bytes, pos: int, head: int, length: int, stereo: str) -> t
     return _with_body(buf, pos, head, b"".join(parts)), added
 
 
-def _seekhead_moved(buf: bytes, pos: int, head: int, length: int, data: int, lo: int, hi: int, down: int) -> bytes:
+def _seekhead_moved(buf: bytes, pos: int, head: int, length: int, lo: int, hi: int, down: int) -> bytes:
     """The SeekHead with every position in [lo, hi) (relative to the Segment's data) ``down`` lower,
     each written in its own length (a smaller number fits)."""
     parts = []
