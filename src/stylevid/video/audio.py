@@ -25,8 +25,9 @@ _LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: 
 
 
 def fmt_name(container) -> str:
+    """A container's name as users know it: MP4, MOV, MKV, WebM."""
     name = container.format.name.split(",")[0]
-    return "WebM" if name == "webm" else name.upper()
+    return {"webm": "WebM", "matroska": "MKV"}.get(name, name.upper())
 
 
 def add_audio(out, a, out_path: Path, on_event: Sink):

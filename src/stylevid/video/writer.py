@@ -510,7 +510,7 @@ def _covers(inp, vs, out, input_path) -> dict[int, av.Packet | None]:
                 data = next((bytes(p) for p in again.demux(again.streams[s.index]) if p.size), None)
                 if data is None:
                     continue
-                if fmt_name(out) == "MATROSKA":
+                if fmt_name(out) == "MKV":
                     kind = "png" if data.startswith(b"\x89PNG") else "jpeg"
                     name = s.metadata.get("filename") or f"cover.{'png' if kind == 'png' else 'jpg'}"
                     out.add_attachment(name, s.metadata.get("mimetype") or f"image/{kind}", data)
