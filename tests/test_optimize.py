@@ -188,8 +188,57 @@ def test_lbfgs_with_a_bfloat16_history_follows_the_float32_one():
         for _ in range(25):
             opt.step(closure)
         ends[dtype] = float(loss(x.detach()))
-        assert all(s.dtype == (dtype or torch.float32) for s in (*opt.s, *opt.y))
+        assert opt.hist.dtype == (dtype or torch.float32) and opt.hist.shape == (6, 5000)   # 3 pairs: s and y rows
     start = float(loss(torch.zeros(5000)))
     assert ends[torch.bfloat16] < 0.1 * start and abs(ends[torch.bfloat16] / ends[None] - 1) < 0.01, ends
     u, v = torch.rand(10_000, generator=g).bfloat16(), torch.rand(10_000, generator=g)
     assert torch.allclose(_dot(u, v, chunk=999), u.float().dot(v), rtol=1e-5)    # chunked, any remainder
+
+
+@pytest.mark.parametrize("history_dtype", [None, torch.bfloat16])
+def test_the_compact_direction_is_the_two_loop_one(history_dtype):
+    """After steps on a non-convex function past the history size (the ring wraps), and a pair
+    without positive curvature (stored as zeros), the compact form's direction equals torch's
+    two-loop recursion over the same pairs, oldest first."""
+    from stylevid.optimize import LBFGS, _rows_dot
+
+    g0 = torch.Generator().manual_seed(3)
+    a = torch.rand(300, generator=g0) * 5
+    loss = lambda x: (a * torch.cos(3 * x)).sum() + 0.05 * x.pow(2).sum()  # noqa: E731
+    x = torch.randn(300, generator=g0).requires_grad_(True)
+    opt = LBFGS(x, history=4, history_dtype=history_dtype)
+
+    def closure():
+        x.grad = None
+        v = loss(x)
+        v.backward()
+        return v
+
+    for _ in range(10):
+        opt.step(closure)
+    # A pair without positive curvature (y·s < 0), as a step might give: stored as zeros.
+    s, y = torch.randn(300, generator=g0), torch.randn(300, generator=g0)
+    y = y - (y.dot(s) / s.dot(s) + 1) * s
+    assert y.dot(s) < 0
+    opt._add_pair(s, y, y.dot(s), y.dot(y), y.dot(s) > 1e-10, opt.g_prev)
+    assert opt.hist[(opt.stored - 1) % 4].abs().sum() == 0
+    n, oldest = opt._window()
+    assert n == 4 and opt.stored == 10
+    order = [(oldest + i) % 4 for i in range(n)]
+    S = [opt.hist[i].float() for i in order]
+    Y = [opt.hist[4 + i].float() for i in order]
+    g = torch.randn(300, generator=g0)
+    q, alphas = -g.clone(), []
+    for s, y in zip(reversed(S), reversed(Y)):
+        ys = y.dot(s)
+        rho = 1 / ys if ys > 0 else 0.0
+        alphas.append(rho * s.dot(q))
+        q -= alphas[-1] * y
+    r = q * opt.h_diag
+    for s, y, al in zip(S, Y, reversed(alphas)):
+        ys = y.dot(s)
+        rho = 1 / ys if ys > 0 else 0.0
+        r += s * (al - rho * y.dot(r))
+    opt.proj = _rows_dot(opt.hist, g)
+    tol = 1e-4 if history_dtype is None else 2e-2          # bfloat16: y·s from float32 vs stored pairs
+    assert torch.allclose(opt.direction(g), r, rtol=tol, atol=tol * r.abs().max()), (opt.direction(g) - r).abs().max()
