@@ -13,6 +13,16 @@ def opts(optimizer: str = "lbfgs", lr: float = 0.02, tol: float = 0, patience: i
     return StyleConfig(optimizer=optimizer, lr=lr, early_stop_tol=tol, early_stop_patience=patience)
 
 
+def closure_for(x: torch.Tensor, loss):
+    """An optimizer closure: ``loss(x)`` with its gradient in ``x.grad``."""
+    def closure():
+        x.grad = None
+        v = loss(x)
+        v.backward()
+        return v
+    return closure
+
+
 def quadratic(target: torch.Tensor):
     return lambda x: (x - target).pow(2).sum()
 
@@ -102,17 +112,9 @@ def test_lbfgs_matches_torch_lbfgs_step_for_step():
     mine = LBFGS(ours, history=5)
     ref = torch.optim.LBFGS([theirs], lr=1.0, max_iter=1, history_size=5, line_search_fn=None)
 
-    def closure(x, opt):
-        def f():
-            x.grad = None
-            v = loss(x)
-            v.backward()
-            return v
-        return f
-
     for _ in range(12):
-        mine.step(closure(ours, mine))
-        ref.step(closure(theirs, ref))
+        mine.step(closure_for(ours, loss))
+        ref.step(closure_for(theirs, loss))
         assert torch.allclose(ours, theirs, atol=1e-5), (ours - theirs).abs().max()
     assert loss(ours) < 0.1 * loss(torch.zeros(48))
 
@@ -126,12 +128,7 @@ def test_an_lbfgs_step_reads_nothing_back_to_the_host(monkeypatch, history_dtype
     x = torch.rand(1, 3, 8, 8, requires_grad=True)
     target = torch.rand(1, 3, 8, 8)
     opt = LBFGS(x, history=3, history_dtype=history_dtype)
-
-    def closure():
-        x.grad = None
-        v = (x - target).pow(2).sum()
-        v.backward()
-        return v
+    closure = closure_for(x, lambda x: (x - target).pow(2).sum())
 
     def refuse(*a, **k):
         raise AssertionError("value read back to the host inside an L-BFGS step")
@@ -169,7 +166,7 @@ def test_a_history_past_its_budget_is_kept_in_bfloat16_with_twice_the_pairs():
 def test_lbfgs_with_a_bfloat16_history_follows_the_float32_one():
     """The pairs are stored in bfloat16 (curvature and scale still come from float32); on a badly
     scaled problem it ends about where float32 storage does, and far below where it started."""
-    from stylevid.optimize import LBFGS, _dot
+    from stylevid.optimize import LBFGS, _combine, _rows_dot
 
     g = torch.Generator().manual_seed(1)
     a = torch.rand(5000, generator=g) * 10 + 0.1
@@ -179,20 +176,15 @@ def test_lbfgs_with_a_bfloat16_history_follows_the_float32_one():
     for dtype in (None, torch.bfloat16):
         x = torch.zeros(5000, requires_grad=True)
         opt = LBFGS(x, history=3, history_dtype=dtype)
-
-        def closure():
-            x.grad = None
-            v = loss(x)
-            v.backward()
-            return v
         for _ in range(25):
-            opt.step(closure)
+            opt.step(closure_for(x, loss))
         ends[dtype] = float(loss(x.detach()))
         assert opt.hist.dtype == (dtype or torch.float32) and opt.hist.shape == (6, 5000)   # 3 pairs: s and y rows
     start = float(loss(torch.zeros(5000)))
     assert ends[torch.bfloat16] < 0.1 * start and abs(ends[torch.bfloat16] / ends[None] - 1) < 0.01, ends
-    u, v = torch.rand(10_000, generator=g).bfloat16(), torch.rand(10_000, generator=g)
-    assert torch.allclose(_dot(u, v, chunk=999), u.float().dot(v), rtol=1e-5)    # chunked, any remainder
+    m, v, c = torch.rand(6, 10_000, generator=g).bfloat16(), torch.rand(10_000, generator=g), torch.rand(6, generator=g)
+    assert torch.allclose(_rows_dot(m, v, chunk=999), m.float() @ v, rtol=1e-5)   # chunked, any remainder
+    assert torch.allclose(_combine(m, c, v.clone(), chunk=999), v + m.float().t() @ c, rtol=1e-5)
 
 
 @pytest.mark.parametrize("history_dtype", [None, torch.bfloat16])
@@ -207,15 +199,8 @@ def test_the_compact_direction_is_the_two_loop_one(history_dtype):
     loss = lambda x: (a * torch.cos(3 * x)).sum() + 0.05 * x.pow(2).sum()  # noqa: E731
     x = torch.randn(300, generator=g0).requires_grad_(True)
     opt = LBFGS(x, history=4, history_dtype=history_dtype)
-
-    def closure():
-        x.grad = None
-        v = loss(x)
-        v.backward()
-        return v
-
     for _ in range(10):
-        opt.step(closure)
+        opt.step(closure_for(x, loss))
     # A pair without positive curvature (y·s < 0), as a step might give: stored as zeros.
     s, y = torch.randn(300, generator=g0), torch.randn(300, generator=g0)
     y = y - (y.dot(s) / s.dot(s) + 1) * s

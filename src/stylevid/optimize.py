@@ -65,15 +65,7 @@ def history_plan(x: Tensor, pairs: int, budget_mb: float | None) -> tuple[int, t
     return history_pairs(x, pairs, budget_mb, torch.bfloat16), torch.bfloat16
 
 
-CHUNK = 1 << 22          # columns of a low-precision history converted at a time (16 MiB of float32 a row)
-
-
-def _dot(a: Tensor, b: Tensor, chunk: int = CHUNK) -> Tensor:
-    """``a·b`` where ``a`` may be stored in a lower precision than ``b``: converted a chunk at a
-    time (16 MiB of float32), not into a picture-sized temporary."""
-    if a.dtype == b.dtype:
-        return a.dot(b)
-    return sum(a[i:i + chunk].to(b.dtype).dot(b[i:i + chunk]) for i in range(0, a.numel(), chunk))
+CHUNK = 1 << 22          # values of a low-precision history converted at a time (16 MiB of float32)
 
 
 def _rows_dot(m: Tensor, v: Tensor, chunk: int = CHUNK) -> Tensor:
@@ -143,9 +135,8 @@ class LBFGS:
         n, oldest = self._window()
         proj = _rows_dot(self.hist, g)
         change = proj - self.proj                  # sᵢ·y and yᵢ·y for the pairs kept before
-        zero = torch.zeros_like(ys)
-        ps = torch.cat([change[:m].roll(-oldest)[:n - 1], torch.where(ok, ys, zero)[None]]) * ok
-        py = torch.cat([change[m:].roll(-oldest)[:n - 1], torch.where(ok, yy, zero)[None]]) * ok
+        ps = torch.cat([change[:m].roll(-oldest)[:n - 1], ys[None]]) * ok     # a pair stored as zeros: 0
+        py = torch.cat([change[m:].roll(-oldest)[:n - 1], yy[None]]) * ok
         self.sy[:n, n - 1] = ps
         self.yy[:n, n - 1], self.yy[n - 1, :n] = py, py
         self.proj = proj

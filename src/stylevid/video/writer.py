@@ -66,10 +66,7 @@ def spherical_hint(out_path: Path, why: str) -> str:
 def _keep_spherical(tmp: Path, fmt: str, out_path: Path, stereo: str, on_event: Sink) -> None:
     """The input was a 360° video: mark the output too (MP4/MOV: Spherical Video V1; MKV/WebM: the
     Projection element; see video/spherical.py); if that fails, say how to do it by hand."""
-    mark = {"mp4": add_spherical, "mov": add_spherical, "matroska": add_projection, "webm": add_projection}.get(fmt)
-    if mark is None:
-        warn(on_event, spherical_hint(out_path, f"stylevid writes it into MP4, MOV, MKV and WebM only, not {out_path.suffix}"))
-        return
+    mark = add_projection if fmt in ("matroska", "webm") else add_spherical     # (GIF and WebP: _animation)
     try:
         mark(tmp, stereo)
     except OSError as e:
