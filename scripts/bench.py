@@ -24,7 +24,8 @@ appended to it).
           (with the video pipeline's reveal pass off and on)? Does frame 0's edge line cross the
           picture as a seam (with the edge band off and on)?
 - edges:  the painting's first and last rows and columns at heights 150-158 (every parity), with lite0's
-          odd sides made even (the default) and with TF "same" padding (20 s).
+          odd sides made even (the default) and with TF "same" padding, and what the copies cost
+          in an encoder step at 512×341 (30 s).
 - tiles1080: one loss evaluation of a 1920×1080 picture tiled (--tile-above 1024) vs whole (default).
 - video1080: seconds per frame of a real 1920×1080 clip at native size, on CUDA when present.
 - stereo: a real stereo 360 photo painted eye by eye at --stereo-weight 5, 50, 500: the warping
@@ -788,12 +789,29 @@ def bench_edges(out: list[str], width: int = 360, heights=range(150, 159), itera
         rows.append(f"| {width}×{h} | {h % 4} | " + " | ".join(" / ".join(f"{v:.1f}" for v in got[e]) for e in (False, True))
                     + f" | {max(got[False]):.1f} → {max(got[True]):.1f} |")
         print(f"edges: {width}x{h}: {max(got[False]):.2f} -> {max(got[True]):.2f}", file=sys.stderr, flush=True)
+    # What the copies cost: the encoder step at an odd height (512×341: 341 and 171 are odd), each way.
+    from stylevid.config import ENCODER_LAYERS
+    from stylevid.encoders import load_encoder
+
+    lay = ENCODER_LAYERS["lite0"]
+    step = encoder_step(load_encoder("lite0"), [*lay["style"], *lay["content"]], size=(341, 512))
+
+    def tf_padding():
+        lite0.EVEN_SIDES = False
+        try:
+            step()
+        finally:
+            lite0.EVEN_SIDES = True
+
+    cost = interleaved({"even": step, "tf": tf_padding})
     out += [f"## Edge rows at every parity ({clip.name} frame 0, {width} wide, {style_path.name}, "
             f"{iterations} iterations, one scale)", "",
             "Roughness of the top row / bottom row / left column / right column, each over the median row "
             "(column): mean |difference| between neighbours along it (1.0: like the picture inside).", "",
             "| size | height mod 4 | TF \"same\" padding | odd sides made even (default) | most |",
-            "|---|---|---|---|---|", *rows, ""]
+            "|---|---|---|---|---|", *rows, "",
+            f"Encoder step at 512×341 (median of 12, in turn): {cost['even']:.4f} s with odd sides made even, "
+            f"{cost['tf']:.4f} s with TF padding ({cost['even'] / cost['tf']:.2f}x).", ""]
 
 
 def bench_tiles1080(out: list[str]) -> None:
